@@ -1,0 +1,181 @@
+/* File helpers (see fileutil.h). Atomic replacement never leaves a half-written file:
+ * readers see the old content or the new one. */
+#include "common/fileutil.h"
+#include "common/err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int file_read_all(const char *path, size_t max, char **out, size_t *out_len,
+                  struct te_error *err)
+{
+    int fd, ret;
+    struct stat st;
+    char *data = NULL;
+    size_t len = 0, cap;
+
+    *out = NULL;
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        if (errno == ENOENT)
+            return te_error_set(err, TE_ERR_NOT_FOUND, "File '%s' does not exist.", path);
+        return te_error_set(err, TE_ERR_IO, "Cannot open '%s': %s.", path, strerror(errno));
+    }
+    if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+        ret = te_error_set(err, TE_ERR_IO, "'%s' is not a readable file.", path);
+        goto exit;
+    }
+    cap = (st.st_size > 0 && (size_t)st.st_size <= max) ? (size_t)st.st_size + 1 : 4096;
+    if (cap > max + 1)
+        cap = max + 1;
+    if ((data = malloc(cap)) == NULL) {
+        ret = te_error_set(err, TE_ERR_NOMEM, "Out of memory reading '%s'.", path);
+        goto exit;
+    }
+    for (;;) {
+        ssize_t n;
+        if (len + 1 >= cap) {
+            char *nd;
+            if (cap > max) {
+                ret = te_error_set(err, TE_ERR_TOO_LARGE,
+                                   "File '%s' is larger than the limit of %zu bytes.", path, max);
+                goto exit;
+            }
+            size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            if ((nd = realloc(data, ncap)) == NULL) {
+                ret = te_error_set(err, TE_ERR_NOMEM, "Out of memory reading '%s'.", path);
+                goto exit;
+            }
+            data = nd;
+            cap = ncap;
+        }
+        n = read(fd, data + len, cap - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            ret = te_error_set(err, TE_ERR_IO, "Cannot read '%s': %s.", path, strerror(errno));
+            goto exit;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    data[len] = '\0';
+    *out = data;
+    data = NULL;
+    if (out_len != NULL)
+        *out_len = len;
+    ret = TE_OK;
+exit:
+    free(data);
+    close(fd);
+    return ret;
+}
+
+void path_dirname(const char *path, char *out, size_t out_size)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n;
+
+    if (slash == NULL) {
+        snprintf(out, out_size, ".");
+        return;
+    }
+    n = (size_t)(slash - path);
+    if (n == 0)
+        n = 1; /* "/file" -> "/" */
+    if (n >= out_size)
+        n = out_size - 1;
+    memcpy(out, path, n);
+    out[n] = '\0';
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t new_mode,
+                      struct te_error *err)
+{
+    char tmp[PATH_MAX], dir[PATH_MAX];
+    struct stat st;
+    int fd = -1, dfd, ret;
+    bool existed;
+
+    if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
+        return te_error_set(err, TE_ERR_INVALID, "Path '%s' is too long.", path);
+    existed = stat(path, &st) == 0;
+    if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
+        return te_error_set(err, TE_ERR_IO, "Cannot create a temporary file next to '%s': %s.",
+                            path, strerror(errno));
+    if (fchmod(fd, existed ? (st.st_mode & 07777) : new_mode) != 0) {
+        ret = te_error_set(err, TE_ERR_IO, "Cannot set the mode of '%s': %s.", tmp, strerror(errno));
+        goto fail;
+    }
+    if (existed && (st.st_uid != geteuid() || st.st_gid != getegid()))
+        (void)!fchown(fd, st.st_uid, st.st_gid); /* best effort: only root may give files away */
+    if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+        ret = te_error_set(err, TE_ERR_IO, "Cannot write '%s': %s.", tmp, strerror(errno));
+        goto fail;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        ret = te_error_set(err, TE_ERR_IO, "Cannot write '%s': %s.", tmp, strerror(errno));
+        goto fail;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0) {
+        ret = te_error_set(err, TE_ERR_IO, "Cannot replace '%s': %s.", path, strerror(errno));
+        goto fail;
+    }
+    path_dirname(path, dir, sizeof(dir));
+    if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+        (void)fsync(dfd);
+        close(dfd);
+    }
+    return TE_OK;
+fail:
+    if (fd >= 0)
+        close(fd);
+    unlink(tmp);
+    return ret;
+}
+
+int mkdir_p(const char *path, mode_t mode, struct te_error *err)
+{
+    char p[PATH_MAX];
+    size_t len = strlen(path);
+
+    if (len == 0 || len >= sizeof(p))
+        return te_error_set(err, TE_ERR_INVALID, "Invalid directory path '%s'.", path);
+    memcpy(p, path, len + 1);
+    for (char *s = p + 1; ; s++) {
+        if (*s == '/' || *s == '\0') {
+            char c = *s;
+            *s = '\0';
+            if (mkdir(p, mode) != 0 && errno != EEXIST)
+                return te_error_set(err, TE_ERR_IO, "Cannot create directory '%s': %s.", p,
+                                    strerror(errno));
+            *s = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    return TE_OK;
+}
