@@ -40,8 +40,14 @@ int file_read_all(const char *path, size_t max, char **out, size_t *out_len,
     for (;;) {
         ssize_t n;
         if (len + 1 >= cap) {
-            char *nd;
+            char *nd, probe;
             if (cap > max) {
+                /* Exactly max bytes read: the file fits only if nothing follows. */
+                ssize_t p;
+                while ((p = read(fd, &probe, 1)) < 0 && errno == EINTR)
+                    ;
+                if (p == 0)
+                    break;
                 ret = te_error_set(err, TE_ERR_TOO_LARGE,
                                    "File '%s' is larger than the limit of %zu bytes.", path, max);
                 goto exit;

@@ -1,0 +1,130 @@
+/* Unit tests for common/fileutil: bounded reads, atomic writes keeping the mode, mkdir -p. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <dirent.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "common/err.h"
+#include "common/fileutil.h"
+
+static char dir[256];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/te-fileutil-XXXXXX");
+    return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    return system(cmd);
+}
+
+static void path_in(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", dir, name); }
+
+static void test_write_new_file_mode_and_content(void **state)
+{
+    (void)state;
+    char p[300], *data;
+    size_t len;
+    struct stat st;
+    path_in(p, sizeof(p), "new.toml");
+    umask(022);
+    assert_int_equal(file_write_atomic(p, "a = 1\n", 6, 0640, NULL), TE_OK);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0640);
+    assert_int_equal(file_read_all(p, 1024, &data, &len, NULL), TE_OK);
+    assert_int_equal(len, 6);
+    assert_string_equal(data, "a = 1\n");
+    free(data);
+}
+
+static void test_rewrite_keeps_mode_and_leaves_no_temp(void **state)
+{
+    (void)state;
+    char p[300];
+    struct stat st;
+    struct dirent *de;
+    int entries = 0;
+    path_in(p, sizeof(p), "keep.toml");
+    assert_int_equal(file_write_atomic(p, "x", 1, 0600, NULL), TE_OK);
+    assert_int_equal(chmod(p, 0604), 0);
+    assert_int_equal(file_write_atomic(p, "yy", 2, 0640, NULL), TE_OK);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0604);
+    assert_int_equal(st.st_size, 2);
+    DIR *d = opendir(dir);
+    while ((de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, "keep.toml", 9) == 0)
+            entries++;
+    closedir(d);
+    assert_int_equal(entries, 1);
+}
+
+static void test_read_limits_and_missing(void **state)
+{
+    (void)state;
+    char p[300], *data = NULL;
+    struct te_error e;
+    path_in(p, sizeof(p), "big");
+    assert_int_equal(file_write_atomic(p, "0123456789", 10, 0600, NULL), TE_OK);
+    assert_int_equal(file_read_all(p, 9, &data, NULL, &e), TE_ERR_TOO_LARGE);
+    assert_null(data);
+    assert_non_null(strstr(e.msg, p));
+    assert_int_equal(file_read_all(p, 10, &data, NULL, &e), TE_OK);
+    free(data);
+    path_in(p, sizeof(p), "missing");
+    assert_int_equal(file_read_all(p, 10, &data, NULL, &e), TE_ERR_NOT_FOUND);
+    assert_int_equal(file_read_all(dir, 10, &data, NULL, &e), TE_ERR_IO);
+}
+
+static void test_write_into_missing_dir_fails_cleanly(void **state)
+{
+    (void)state;
+    char p[300];
+    struct te_error e;
+    path_in(p, sizeof(p), "nodir/file");
+    assert_int_equal(file_write_atomic(p, "x", 1, 0600, &e), TE_ERR_IO);
+    assert_non_null(strstr(e.msg, "nodir"));
+}
+
+static void test_mkdir_p_and_dirname(void **state)
+{
+    (void)state;
+    char p[300], d[300];
+    struct stat st;
+    path_in(p, sizeof(p), "a/b/c");
+    assert_int_equal(mkdir_p(p, 0750, NULL), TE_OK);
+    assert_int_equal(stat(p, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(mkdir_p(p, 0750, NULL), TE_OK); /* idempotent */
+    path_dirname("/x/y/z.sock", d, sizeof(d));
+    assert_string_equal(d, "/x/y");
+    path_dirname("/z.sock", d, sizeof(d));
+    assert_string_equal(d, "/");
+    path_dirname("z.sock", d, sizeof(d));
+    assert_string_equal(d, ".");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_write_new_file_mode_and_content),
+        cmocka_unit_test(test_rewrite_keeps_mode_and_leaves_no_temp),
+        cmocka_unit_test(test_read_limits_and_missing),
+        cmocka_unit_test(test_write_into_missing_dir_fails_cleanly),
+        cmocka_unit_test(test_mkdir_p_and_dirname),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
