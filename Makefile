@@ -31,7 +31,7 @@ LIBS       = $(PKG_LIBS) $(MBEDTLS_LIBS) -lm
 DEB_PACKAGES := build-essential pkg-config clang libclang-rt-14-dev \
     libmbedtls-dev libp11-kit-dev libmosquitto-dev libcjson-dev libsystemd-dev libcmocka-dev \
     p11-kit p11-kit-modules softhsm2 opensc gnutls-bin openssl mosquitto mosquitto-clients \
-    systemd valgrind python3 python3-pytest python3-pytest-xdist python3-paho-mqtt
+    systemd valgrind python3 python3-pytest python3-pytest-xdist python3-pytest-timeout python3-paho-mqtt
 
 # ---- sources ---------------------------------------------------------------------------
 COMMON_SRC := $(sort $(wildcard common/*.c))
@@ -122,10 +122,10 @@ $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(call obj,$(UNIT_HELPER_SRC)
 # The mock PKCS#11 module for fault injection (tests/mock/README.md).
 $(BUILD)/obj/tests/mock/%.o: tests/mock/%.c | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -fPIC -MMD -MP -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -fPIC -fvisibility=hidden -MMD -MP -c $< -o $@
 $(BUILD)/tests/libmockp11.so: $(call obj,$(MOCK_SRC))
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ -lmbedcrypto
 
 # ---- tests -----------------------------------------------------------------------------
 test: unit integration
