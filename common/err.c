@@ -48,6 +48,7 @@ int te_err_from_code(const char *code)
     return TE_ERR_INTERNAL;
 }
 
+__attribute__((format(printf, 3, 0)))
 static int error_vset(struct te_error *err, int code, const char *fmt, va_list ap)
 {
     if (err == NULL)
