@@ -12,6 +12,9 @@ PYTHON   ?= /usr/bin/python3
 FUZZ_SECONDS ?= 30
 # Extra arguments for pytest, e.g. PYTEST_ARGS='-k config -x'.
 PYTEST_ARGS ?=
+# V=1 shows every compiler command.
+V ?= 0
+Q = $(if $(filter 1,$(V)),,@)
 
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 PKGS     := p11-kit-1 libmosquitto libcjson libsystemd
@@ -89,7 +92,8 @@ $(BUILD)/.deps-ok:
 # ---- compile and link ------------------------------------------------------------------
 $(BUILD)/obj/%.o: %.c | $(BUILD)/.deps-ok
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+	$(if $(Q),@echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB_COMMON): $(call obj,$(COMMON_SRC))
 $(LIB_PROTO): $(call obj,$(PROTO_SRC))
@@ -97,7 +101,8 @@ $(LIB_SERVER): $(call obj,$(SERVER_SRC))
 $(LIB_CLI): $(call obj,$(CLI_SRC))
 $(ALL_LIBS):
 	@mkdir -p $(@D)
-	rm -f $@ && ar rcs $@ $^
+	$(if $(Q),@echo "  AR      $@")
+	$(Q)rm -f $@ && ar rcs $@ $^
 
 # Each product links only its own layer and the ones below it (DESIGN.md).
 CLI_LIBS    := $(LIB_CLI) $(LIB_PROTO) $(LIB_COMMON)

@@ -1,0 +1,42 @@
+/* The tedge command line: the context every subcommand receives, the handler type, and the
+ * helpers they share. A new subcommand is a handler declared here plus one row in the command
+ * table of tedge_main.c. */
+#ifndef TEDGE_CLI_CLI_H
+#define TEDGE_CLI_CLI_H
+
+#include <stdbool.h>
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_ERROR 1 /* the command ran and failed */
+#define CLI_EXIT_USAGE 2 /* wrong arguments (the exit code clap uses upstream) */
+
+/* Resolved global options. They may appear anywhere on the command line (before or after
+ * the subcommand); tedge_main.c removes them before calling a handler. */
+struct cli_ctx {
+    const char *prog;       /* "tedge" */
+    const char *config_dir; /* --config-dir, else $TEDGE_CONFIG_DIR, else /etc/tedge */
+};
+
+/* argv[0] is the subcommand's name ("config"); returns the process exit code. */
+typedef int (*cli_handler)(const struct cli_ctx *ctx, int argc, char **argv);
+
+struct cli_command {
+    const char *name;
+    cli_handler run;
+    const char *summary; /* one line for `tedge --help` */
+};
+
+/* Subcommands (tedge-cli/commands/). */
+int cli_config(const struct cli_ctx *ctx, int argc, char **argv);
+
+/* Text for the global options, for each subcommand's --help. */
+extern const char cli_global_options_help[];
+
+/* Prints "Error: <message>" on stderr and returns CLI_EXIT_ERROR. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "error: <message>" and a pointer to --help on stderr; returns CLI_EXIT_USAGE. */
+int cli_usage_error(const char *usage, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+bool cli_is_help(const char *arg); /* -h or --help */
+
+#endif
