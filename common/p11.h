@@ -15,7 +15,7 @@
 #define P11_URI_MAX 1024       /* longest URI we produce or accept */
 #define P11_LABEL_MAX 129      /* CKA_LABEL we report, NUL-terminated */
 #define P11_ID_MAX 64          /* CKA_ID bytes we report */
-#define P11_SIG_MAX 1024       /* RSA 4096 = 512 bytes, P-521 DER = 139 bytes */
+#define P11_SIG_MAX 1024       /* RSA 4096 = 512 bytes, P-521 DER <= 141 bytes; RSA 8192 fits */
 #define P11_RELOAD_INTERVAL_S 30 /* default minimum seconds between module reloads */
 
 struct p11_ctx;
@@ -30,7 +30,9 @@ struct p11_config {
 };
 
 /* Loads and initializes the module (OS locking). Tokens and keys are looked up lazily, so a
- * token that appears later is found without a restart. */
+ * token that appears later is found without a restart. Every function below is thread-safe
+ * (concurrent callers sign on separate sessions); only p11_close must run alone.
+ * Key selection, PIN and recovery rules: docs/pkcs11.md. */
 int p11_open(const struct p11_config *cfg, struct p11_ctx **out, struct te_error *err);
 /* Closes sessions, finalizes and releases the module, wipes PINs. NULL is a no-op. */
 void p11_close(struct p11_ctx *ctx);
@@ -77,8 +79,8 @@ struct p11_key_info {
 int p11_list_tokens(struct p11_ctx *ctx, struct p11_token_info **out, size_t *count,
                     struct te_error *err);
 
-/* Every private key that the (merged) URI matches on the first matching token.
- * *out is malloc'd; free() it. */
+/* Every private key that the (merged) URI matches on the first matching token (none is not
+ * an error: *count = 0). *out is malloc'd; free() it. */
 int p11_list_keys(struct p11_ctx *ctx, const struct p11_keyref *ref, struct p11_key_info **out,
                   size_t *count, struct te_error *err);
 
@@ -93,7 +95,11 @@ int p11_public_key(struct p11_ctx *ctx, const struct p11_keyref *ref, uint8_t **
                    size_t *der_len, struct te_error *err);
 
 /* Signs a digest that the caller computed with the scheme's hash. ECDSA signatures are
- * returned DER-encoded (ECDSA-Sig-Value), RSA signatures raw (modulus length). */
+ * returned DER-encoded (ECDSA-Sig-Value), RSA signatures raw (modulus length).
+ * TE_ERR_INVALID when digest_len is not the scheme's hash length; TE_ERR_MECHANISM when the
+ * key cannot sign with the scheme (wrong key type, mechanism not offered by the token, or
+ * forbidden by the key's CKA_ALLOWED_MECHANISMS). An ECDSA digest longer than the curve's
+ * order is truncated to the order length first (P-256 with SHA-384 happens in TLS 1.2). */
 int p11_sign(struct p11_ctx *ctx, const struct p11_keyref *ref, enum sig_scheme scheme,
              const uint8_t *digest, size_t digest_len, uint8_t *sig, size_t sig_cap,
              size_t *sig_len, struct te_error *err);
@@ -110,5 +116,12 @@ struct p11_status {
 };
 
 int p11_get_status(struct p11_ctx *ctx, struct p11_status *out);
+
+/* "CKR_PIN_INCORRECT" for a PKCS#11 return value (te_error.ckr); never NULL. */
+const char *p11_rv_name(unsigned long rv);
+
+/* Copies uri into out without its pin-value query attribute, so that it can be shown or logged.
+ * Works on any string, valid URI or not. */
+void p11_uri_redact(const char *uri, char *out, size_t size);
 
 #endif

@@ -13,6 +13,7 @@
 /* Add a subcommand here: {name, handler (declared in cli.h), one-line summary}. */
 static const struct cli_command commands[] = {
     {"config", cli_config, "Configure Thin Edge"},
+    {"cert", cli_cert, "Create and manage device certificate"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

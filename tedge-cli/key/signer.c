@@ -2,7 +2,6 @@
  * key's info, and checks every call's arguments once for all backends. */
 #include "tedge-cli/key/signer_internal.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,35 +96,4 @@ int signer_default_scheme(struct signer *s, enum sig_hash hash, enum sig_scheme 
         return ret;
     *out = sig_scheme_make(info.type == P11_KEY_EC ? SIG_ALG_ECDSA : SIG_ALG_RSA_PKCS1, hash);
     return TE_OK;
-}
-
-void signer_redact_uri(const char *uri, char *out, size_t out_size)
-{
-    const char *q = strchr(uri, '?');
-    size_t n = 0;
-
-    if (out_size == 0)
-        return;
-    if (q == NULL) {
-        snprintf(out, out_size, "%s", uri);
-        return;
-    }
-    n = (size_t)(q - uri);
-    if (n >= out_size)
-        n = out_size - 1;
-    memcpy(out, uri, n);
-    out[n] = '\0';
-    /* Keep query attributes that are not secrets (module-name, module-path). */
-    for (const char *a = q + 1; *a != '\0';) {
-        const char *end = strchr(a, '&');
-        size_t alen = end ? (size_t)(end - a) : strlen(a);
-        if (strncmp(a, "pin-value=", 10) != 0 && strncmp(a, "pin-source=", 11) != 0 && alen > 0) {
-            size_t used = strlen(out);
-            int w = snprintf(out + used, out_size - used, "%c%.*s",
-                             strchr(out, '?') ? '&' : '?', (int)alen, a);
-            if (w < 0 || (size_t)w >= out_size - used)
-                break;
-        }
-        a += alen + (end ? 1 : 0);
-    }
 }

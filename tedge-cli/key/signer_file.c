@@ -102,6 +102,8 @@ static int file_sign(struct signer *s, enum sig_scheme scheme, const uint8_t *di
     if (alg == SIG_ALG_RSA_PSS) {
         mbedtls_rsa_context *rsa = mbedtls_pk_rsa(k->pk);
         n = mbedtls_rsa_get_len(rsa);
+        /* PSS takes its MGF1 hash from the context's padding settings */
+        mbedtls_rsa_set_padding(rsa, MBEDTLS_RSA_PKCS_V21, md);
         r = mbedtls_rsa_rsassa_pss_sign_ext(rsa, te_random, NULL, md, (unsigned)len, digest,
                                             (int)len, out);
     } else {

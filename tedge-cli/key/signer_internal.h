@@ -28,7 +28,4 @@ int signer_file_open(struct signer *s, const struct signer_config *cfg, struct t
 int signer_module_open(struct signer *s, const struct signer_config *cfg, struct te_error *err);
 int signer_socket_open(struct signer *s, const struct signer_config *cfg, struct te_error *err);
 
-/* Copies uri into out without its pin-value/pin-source query attributes. */
-void signer_redact_uri(const char *uri, char *out, size_t out_size);
-
 #endif

@@ -83,7 +83,7 @@ int signer_module_open(struct signer *s, const struct signer_config *cfg, struct
         return te_error_set(err, TE_ERR_CONFIG,
                             "device.cryptoki.mode is 'module' but no PKCS#11 module is configured: "
                             "set device.cryptoki.module_path.");
-    signer_redact_uri(cfg->key_uri ? cfg->key_uri : (cfg->scope_uri ? cfg->scope_uri : "pkcs11:"),
+    p11_uri_redact(cfg->key_uri ? cfg->key_uri : (cfg->scope_uri ? cfg->scope_uri : "pkcs11:"),
                       redacted, sizeof(redacted));
     snprintf(s->desc, sizeof(s->desc), "PKCS#11 key '%s'", redacted);
     if ((k = calloc(1, sizeof(*k))) == NULL)

@@ -1,0 +1,218 @@
+/* Login and PIN rules: log in only when the token requires it; a PIN that differs from the one
+ * the token is logged in with is checked for real (log out, log in); a refused PIN is never tried
+ * again until it changes; PINs are compared as salted hashes and wiped after use. */
+#include "common/p11_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <mbedtls/sha256.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+
+static void pin_hash(const struct p11_ctx *ctx, const char *pin, uint8_t out[P11_HASH_LEN])
+{
+    mbedtls_sha256_context h;
+    /* A domain byte keeps "no PIN" (protected authentication path) apart from "". */
+    unsigned char tag = pin != NULL ? 1 : 0;
+
+    mbedtls_sha256_init(&h);
+    mbedtls_sha256_starts_ret(&h, 0);
+    mbedtls_sha256_update_ret(&h, ctx->salt, sizeof(ctx->salt));
+    mbedtls_sha256_update_ret(&h, &tag, 1);
+    if (pin != NULL)
+        mbedtls_sha256_update_ret(&h, (const unsigned char *)pin, strlen(pin));
+    mbedtls_sha256_finish_ret(&h, out);
+    mbedtls_sha256_free(&h);
+}
+
+static bool hash_equal(const uint8_t *a, const uint8_t *b)
+{
+    uint8_t d = 0;
+    for (size_t i = 0; i < P11_HASH_LEN; i++)
+        d |= a[i] ^ b[i];
+    return d == 0;
+}
+
+static bool refused_before(const struct p11_token *tok, const uint8_t *hash)
+{
+    for (unsigned i = 0; i < tok->nfailed; i++)
+        if (hash_equal(tok->failed[i], hash))
+            return true;
+    return false;
+}
+
+void p11_login_lost(struct p11_ctx *ctx, struct p11_token *tok)
+{
+    tok->logged_in = false;
+    te_free_secret(tok->login_pin);
+    tok->login_pin = NULL;
+    te_wipe(tok->login_hash, sizeof(tok->login_hash));
+    /* Private objects may get new handles after a new login. */
+    p11_keys_forget(ctx, tok);
+}
+
+static int login_succeeded(struct p11_token *tok, const char *pin, const uint8_t *hash,
+                           struct te_error *err)
+{
+    char *copy = NULL;
+
+    if (pin != NULL && (copy = strdup(pin)) == NULL)
+        return te_error_set(err, TE_ERR_NOMEM, "Out of memory.");
+    te_free_secret(tok->login_pin);
+    tok->login_pin = copy;
+    memcpy(tok->login_hash, hash, P11_HASH_LEN);
+    tok->logged_in = true;
+    return TE_OK;
+}
+
+static const char *origin_words(enum p11_pin_origin o)
+{
+    switch (o) {
+    case P11_PIN_URI: return "the URI's pin-value";
+    case P11_PIN_SOURCE: return "the URI's pin-source file";
+    case P11_PIN_CALLER: return "the request";
+    case P11_PIN_DEFAULT: return "the configured PIN";
+    case P11_PIN_NONE: break;
+    }
+    return "nowhere";
+}
+
+/* The token's PIN counters in plain words, from freshly read token flags. */
+static const char *pin_flags_words(struct p11_ctx *ctx, struct p11_token *tok)
+{
+    CK_TOKEN_INFO ti;
+
+    if (ctx->fn->C_GetTokenInfo(tok->slot, &ti) == CKR_OK)
+        tok->info.flags = ti.flags;
+    if (tok->info.flags & CKF_USER_PIN_LOCKED)
+        return " The PIN is now locked: unlock it with the SO PIN.";
+    if (tok->info.flags & CKF_USER_PIN_FINAL_TRY)
+        return " One more wrong PIN will lock the token.";
+    if (tok->info.flags & CKF_USER_PIN_COUNT_LOW)
+        return " The token has counted wrong PINs; a few more will lock it.";
+    return "";
+}
+
+static int login_failed(struct p11_ctx *ctx, struct p11_token *tok, CK_RV rv,
+                        const struct p11_request *req, const uint8_t *hash, struct te_error *err)
+{
+    if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED || rv == CKR_PIN_INVALID ||
+        rv == CKR_PIN_LEN_RANGE || rv == CKR_PIN_EXPIRED) {
+        /* Tokens lock after a few wrong PINs: never send this one again. */
+        memcpy(tok->failed[tok->failed_next], hash, P11_HASH_LEN);
+        tok->failed_next = (tok->failed_next + 1) % P11_FAILED_PINS;
+        if (tok->nfailed < P11_FAILED_PINS)
+            tok->nfailed++;
+    }
+    if (rv == CKR_PIN_INCORRECT)
+        return te_error_set_ckr(err, TE_ERR_PIN_INCORRECT, rv, false,
+                                "Logging in to token '%s' failed: the PIN from %s is incorrect "
+                                "(CKR_PIN_INCORRECT). It will not be tried again until it "
+                                "changes.%s", tok->label, origin_words(req->pin_origin),
+                                pin_flags_words(ctx, tok));
+    if (rv == CKR_PIN_LOCKED)
+        return te_error_set_ckr(err, TE_ERR_PIN_LOCKED, rv, false,
+                                "Logging in to token '%s' failed: the PIN is locked: unlock it "
+                                "with the SO PIN (CKR_PIN_LOCKED).", tok->label);
+    return p11_rv_error(err, rv, "Logging in to token '%s' failed", tok->label);
+}
+
+static CK_RV do_login(struct p11_ctx *ctx, CK_SESSION_HANDLE s, const char *pin)
+{
+    ctx->logins++;
+    return ctx->fn->C_Login(s, CKU_USER, (CK_UTF8CHAR_PTR)pin, pin ? strlen(pin) : 0);
+}
+
+/* The token is logged in, but with another PIN (or one we do not know): log out and in with
+ * this one, holding everyone else off; on failure log back in with the PIN that worked. */
+static int check_other_pin(struct p11_ctx *ctx, struct p11_token *tok,
+                           const struct p11_request *req, const uint8_t *hash,
+                           struct te_error *err)
+{
+    CK_SESSION_HANDLE s;
+    CK_RV rv, rv_logout;
+    int ret;
+
+    if ((ret = p11_token_exclusive_begin(ctx, tok)) != TE_OK)
+        return ret;
+    if ((ret = p11_session_for_owner(ctx, tok, &s, err)) != TE_OK)
+        goto exit;
+    rv_logout = ctx->fn->C_Logout(s);
+    log_debug("checking a different PIN for token '%s' (logout: %s)", tok->label,
+              p11_rv_name(rv_logout));
+    /* Handles of private objects may change across a logout. */
+    p11_keys_forget(ctx, tok);
+    rv = do_login(ctx, s, req->pin);
+    if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN) {
+        ret = login_succeeded(tok, req->pin, hash, err);
+        goto exit;
+    }
+    ret = login_failed(ctx, tok, rv, req, hash, err);
+    if (tok->login_pin == NULL || do_login(ctx, s, tok->login_pin) != CKR_OK) {
+        log_warn("token '%s' is logged out after a refused PIN", tok->label);
+        p11_login_lost(ctx, tok);
+    }
+exit:
+    p11_token_exclusive_end(ctx, tok);
+    return ret;
+}
+
+static int login_fresh(struct p11_ctx *ctx, struct p11_token *tok, const struct p11_request *req,
+                       const uint8_t *hash, struct te_error *err)
+{
+    struct p11_session *s;
+    CK_RV rv;
+    int ret;
+
+    if ((ret = p11_session_acquire(ctx, tok, &s, err)) != TE_OK)
+        return ret;
+    if (tok->logged_in) {
+        /* Another caller logged in while we waited for a session. */
+        p11_session_release(ctx, tok, s, false);
+        return P11_RETRY;
+    }
+    rv = do_login(ctx, s->handle, req->pin);
+    p11_session_release(ctx, tok, s, rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED);
+    if (rv == CKR_OK)
+        return login_succeeded(tok, req->pin, hash, err);
+    if (rv == CKR_USER_ALREADY_LOGGED_IN) {
+        /* Logged in by someone we do not know about, so this PIN is unproven: check it. */
+        tok->logged_in = true;
+        te_wipe(tok->login_hash, sizeof(tok->login_hash));
+        return check_other_pin(ctx, tok, req, hash, err);
+    }
+    return login_failed(ctx, tok, rv, req, hash, err);
+}
+
+int p11_login(struct p11_ctx *ctx, struct p11_token *tok, const struct p11_request *req,
+              struct te_error *err)
+{
+    uint8_t hash[P11_HASH_LEN];
+    int ret;
+
+    if (!tok->login_required)
+        return TE_OK;
+    if (req->pin == NULL && !(tok->info.flags & CKF_PROTECTED_AUTHENTICATION_PATH))
+        return te_error_set(err, TE_ERR_PIN_REQUIRED,
+                            "Token '%s' requires a PIN to use its keys, but none was given. "
+                            "Give one with the URI's pin-source, the request's PIN or the "
+                            "configured PIN (device.cryptoki.pin); there is no default PIN.",
+                            tok->label);
+    pin_hash(ctx, req->pin, hash);
+    if (tok->logged_in && hash_equal(hash, tok->login_hash)) {
+        ret = TE_OK;
+    } else if (refused_before(tok, hash)) {
+        ret = te_error_set_ckr(err, TE_ERR_PIN_INCORRECT, CKR_PIN_INCORRECT, false,
+                               "Token '%s' refused this PIN before (CKR_PIN_INCORRECT); it is not "
+                               "tried again so that the token does not lock. Use the right PIN.",
+                               tok->label);
+    } else if (tok->logged_in) {
+        ret = check_other_pin(ctx, tok, req, hash, err);
+    } else {
+        ret = login_fresh(ctx, tok, req, hash, err);
+    }
+    te_wipe(hash, sizeof(hash));
+    return ret;
+}
