@@ -23,7 +23,6 @@ KEY_LINE = {"ec-p256": "EC P-256", "ec-p384": "EC P-384", "ec-p521": "EC P-521",
             "rsa-2048": "RSA 2048-bit", "rsa-3072": "RSA 3072-bit", "rsa-4096": "RSA 4096-bit"}
 HSM_HINT = ("When using HSM, `tedge cert create` can't create the keypair automatically. "
             "Use `tedge hsm create-key` to create the key first.")
-SOCKET_SIGNER_MISSING = "not supported by this build yet"
 
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -168,11 +167,6 @@ def hsm(request, device, softhsm):
     h = Hsm()
     h.token = token
     return h
-
-
-def skip_without_socket_signer(hsm, cp):
-    if hsm.mode == "socket" and cp.returncode != 0 and SOCKET_SIGNER_MISSING in cp.stderr:
-        pytest.skip("the socket signer (tedge-cli/key/signer_socket.c) is not implemented yet")
 
 
 # ---- mode off ------------------------------------------------------------------------------
@@ -331,7 +325,6 @@ def test_hsm_certificate_and_csr_are_signed_by_the_token_key(hsm, device, sofths
     key = softhsm.add_key(hsm.token, key_type)
     hsm.use(key.uri)
     cp = device.tedge("cert", "create", "--device-id", f"hsm-{key_type}")
-    skip_without_socket_signer(hsm, cp)
     assert cp.returncode == 0, cp.stderr
     check_self_signed(device.cert, f"hsm-{key_type}", key_type, tmp_path)
     assert cert_public_der(device.cert, tmp_path) == public_der(key.public_pem)
@@ -347,7 +340,6 @@ def test_hsm_missing_key_is_explained_and_nothing_is_written(hsm, device, sofths
     softhsm.add_key(hsm.token, "ec-p256")
     hsm.use(f"{hsm.token.uri};object=no-such-key;type=private")
     cp = device.tedge("cert", "create", "--device-id", "nokey")
-    skip_without_socket_signer(hsm, cp)
     assert cp.returncode == 1, cp.stdout + cp.stderr
     assert HSM_HINT in cp.stderr
     assert "no-such-key" in cp.stderr  # and the underlying reason
@@ -358,7 +350,6 @@ def test_hsm_remove_keeps_the_token_key(hsm, device, softhsm, tmp_path):
     key = softhsm.add_key(hsm.token, "ec-p256")
     hsm.use(key.uri)
     cp = device.tedge("cert", "create", "--device-id", "keepme")
-    skip_without_socket_signer(hsm, cp)
     assert cp.returncode == 0, cp.stderr
     assert "Certificate was successfully removed" in device.tedge("cert", "remove", check=0).stderr
     assert not device.cert.exists()
@@ -372,6 +363,15 @@ def test_module_mode_without_module_path_fails_clearly(device):
     cp = device.tedge("cert", "create", "--device-id", "x", check=1)
     assert "device.cryptoki.module_path is not set" in cp.stderr
     assert not device.certs.exists()
+
+
+def test_socket_mode_without_a_daemon_names_the_socket(device, short_tmp_dir):
+    sock = short_tmp_dir / "absent.sock"
+    device.configure('[device]\nkey_uri = "pkcs11:object=k"\n'
+                     f'[device.cryptoki]\nmode = "socket"\nsocket_path = "{sock}"\n')
+    cp = device.tedge("cert", "create", "--device-id", "x", check=1)
+    assert f"Failed to connect to tedge-p11-server UNIX socket at '{sock}'" in cp.stderr
+    assert not device.cert.exists()
 
 
 # ---- clouds, profiles, options -------------------------------------------------------------
