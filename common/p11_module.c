@@ -11,14 +11,8 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/clock.h"
 #include "common/rand.h"
-
-static time_t monotonic_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
-}
 
 static void ctx_free(struct p11_ctx *ctx)
 {
@@ -119,7 +113,7 @@ void p11_close(struct p11_ctx *ctx)
 
 int p11_module_try_reload(struct p11_ctx *ctx, struct te_error *err)
 {
-    time_t now = monotonic_seconds();
+    time_t now = (time_t)(te_monotonic_ms() / 1000);
     CK_RV rv;
 
     if (ctx->reloading) {
@@ -152,7 +146,7 @@ int p11_module_try_reload(struct p11_ctx *ctx, struct te_error *err)
         log_error("reloading PKCS#11 module '%s' failed: %s", ctx->module_path,
                   p11_rv_name(rv));
     ctx->reloads++;
-    ctx->last_reload = monotonic_seconds();
+    ctx->last_reload = (time_t)(te_monotonic_ms() / 1000);
     ctx->reloaded_once = true;
     ctx->reloading = false;
     pthread_cond_broadcast(&ctx->cond);

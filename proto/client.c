@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "proto/frame.h"
 
@@ -26,13 +27,6 @@ struct proto_client {
     struct buf *tx;            /* encoded request: may hold a PIN, wiped after each call */
     struct buf *rx;
 };
-
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void client_disconnect(struct proto_client *c)
 {
@@ -156,7 +150,7 @@ static int time_left(const struct proto_client *c, int64_t start)
     int64_t left;
     if (c->timeout_ms <= 0)
         return -1;
-    left = start + c->timeout_ms - monotonic_ms();
+    left = start + c->timeout_ms - te_monotonic_ms();
     return left > 0 ? (int)left : 0;
 }
 
@@ -218,7 +212,7 @@ static int call_locked(struct proto_client *c, struct proto_request *req,
     for (;;) {
         if (c->fd < 0 && (r = client_connect(c, err)) != TE_OK)
             goto exit;
-        start = monotonic_ms();
+        start = te_monotonic_ms();
         r = exchange(c, req->op, start, &broken, err);
         if (r == TE_OK || !broken || reconnected)
             break;

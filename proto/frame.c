@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "common/log.h"
 
@@ -19,18 +20,11 @@ struct deadline {
     int64_t at_ms; /* CLOCK_MONOTONIC milliseconds */
 };
 
-static int64_t monotonic_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static struct deadline deadline_in(int timeout_ms)
 {
     struct deadline d = {.infinite = timeout_ms < 0, .at_ms = 0};
     if (!d.infinite)
-        d.at_ms = monotonic_ms() + timeout_ms;
+        d.at_ms = te_monotonic_ms() + timeout_ms;
     return d;
 }
 
@@ -40,7 +34,7 @@ static int deadline_left(const struct deadline *d)
     int64_t left;
     if (d->infinite)
         return -1;
-    left = d->at_ms - monotonic_ms();
+    left = d->at_ms - te_monotonic_ms();
     if (left <= 0)
         return 0;
     return left > 1000000000 ? 1000000000 : (int)left;

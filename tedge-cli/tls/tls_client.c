@@ -21,6 +21,7 @@
 #include <mbedtls/net_sockets.h>
 
 #include "common/log.h"
+#include "common/clock.h"
 #include "common/rand.h"
 
 #define TLS_CLOSE_NOTIFY_WAIT_MS 200 /* how long close waits for room to send close_notify */
@@ -36,13 +37,6 @@ static const char *const modern_suites[] = {
     "TLS-ECDHE-RSA-WITH-AES-128-GCM-SHA256",
 };
 #define MODERN_SUITES_COUNT (sizeof(modern_suites) / sizeof(modern_suites[0]))
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- configuration ----------------------------------------------------------------------- */
 
@@ -231,7 +225,7 @@ static int wait_fd(int fd, short events, int64_t deadline, const struct tls_watc
     for (;;) {
         /* Past the deadline is a timeout even if the peer has answered meanwhile (a signature
          * may have taken the time): the outcome must not depend on who was faster. */
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - te_monotonic_ms();
         if (left <= 0)
             return TE_ERR_TIMEOUT;
         r = poll(p, (nfds_t)n, left > INT32_MAX ? INT32_MAX : (int)left);
@@ -252,7 +246,7 @@ static int tcp_connect(struct tls_session *s, const struct tls_watch *w, struct 
     struct tls_client *c = s->client;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
     struct addrinfo *res = NULL;
-    int64_t deadline = now_ms() + c->connect_timeout_ms;
+    int64_t deadline = te_monotonic_ms() + c->connect_timeout_ms;
     int ret = TE_ERR_CONNECT, last_errno = ECONNREFUSED, fd = -1, one = 1, gai;
 
     if ((gai = getaddrinfo(c->host, c->port, &hints, &res)) != 0) {
@@ -345,7 +339,7 @@ int tls_session_open(struct tls_client *c, const struct tls_watch *watch,
                      struct tls_session **out, struct te_error *err)
 {
     struct tls_session *s;
-    int64_t start = now_ms(), deadline;
+    int64_t start = te_monotonic_ms(), deadline;
     int ret, r;
 
     CHECK_ARG(c != NULL && out != NULL, TE_ERR_INVALID);
@@ -370,7 +364,7 @@ int tls_session_open(struct tls_client *c, const struct tls_watch *watch,
         goto exit;
     }
     mbedtls_ssl_set_bio(&s->ssl, s, bio_send, bio_recv, NULL);
-    deadline = now_ms() + c->handshake_timeout_ms;
+    deadline = te_monotonic_ms() + c->handshake_timeout_ms;
     for (;;) {
         r = mbedtls_ssl_handshake(&s->ssl);
         if (r != 0 && r != MBEDTLS_ERR_SSL_WANT_READ && r != MBEDTLS_ERR_SSL_WANT_WRITE) {
@@ -379,7 +373,7 @@ int tls_session_open(struct tls_client *c, const struct tls_watch *watch,
         }
         /* The signature runs inside mbedtls_ssl_handshake: a slow one may use up the time
          * even when the server answers at once, so the deadline is checked here too. */
-        if (r == 0 && now_ms() < deadline)
+        if (r == 0 && te_monotonic_ms() < deadline)
             break;
         ret = r == 0 ? TE_ERR_TIMEOUT
                      : wait_fd(s->fd, r == MBEDTLS_ERR_SSL_WANT_READ ? POLLIN : POLLOUT, deadline,
@@ -397,7 +391,7 @@ int tls_session_open(struct tls_client *c, const struct tls_watch *watch,
     }
     s->healthy = true;
     log_debug("TLS session to %s: %s in %lld ms", c->endpoint, mbedtls_ssl_get_ciphersuite(&s->ssl),
-              (long long)(now_ms() - start));
+              (long long)(te_monotonic_ms() - start));
     *out = s;
     s = NULL;
     ret = TE_OK;
@@ -411,7 +405,7 @@ void tls_session_close(struct tls_session *s, bool notify)
     if (s == NULL)
         return;
     if (notify && s->healthy) {
-        int64_t deadline = now_ms() + TLS_CLOSE_NOTIFY_WAIT_MS;
+        int64_t deadline = te_monotonic_ms() + TLS_CLOSE_NOTIFY_WAIT_MS;
         while (tls_session_close_notify(s) == TLS_IO_WANT_WRITE &&
                wait_fd(s->fd, POLLOUT, deadline, NULL) == TE_OK)
             ;
