@@ -167,6 +167,26 @@ $(BUILD)/tests/fuzz/%: $(BUILD)/obj/tests/fuzz/%.o $(ALL_LIBS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -fsanitize=fuzzer -o $@ $< $(ALL_LIBS) $(LIBS)
 
+# ---- demo ------------------------------------------------------------------------------
+# The README's first command (tests/demo/demo.py): installs the Debian packages when some are
+# missing (as root; otherwise says how), builds, connects a device whose key is in a SoftHSM2
+# token to a local stand-in of Cumulocity, and cleans up after itself.
+.PHONY: demo
+demo:
+	@missing=$$(dpkg-query -W -f='$${db:Status-Abbrev} $${Package}\n' $(DEB_PACKAGES) 2>&1 | grep -v '^ii '); \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" -eq 0 ]; then \
+	  echo "Installing the Debian packages the demo needs (make deps)..."; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && $(MAKE) --no-print-directory deps; \
+	else \
+	  echo "The demo needs Debian packages that are not installed yet. Run once:"; \
+	  echo "  sudo make deps"; \
+	  echo "then run 'make demo' again."; \
+	  exit 1; \
+	fi
+	@$(MAKE) --no-print-directory all
+	@TEDGE_BUILD_DIR=$(abspath $(BUILD)) $(PYTHON) tests/demo/demo.py
+
 # ---- install / clean -------------------------------------------------------------------
 install: $(BINS)
 	install -d $(DESTDIR)$(PREFIX)/bin

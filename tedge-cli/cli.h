@@ -29,6 +29,9 @@ struct cli_command {
 /* Subcommands (tedge-cli/commands/). */
 int cli_config(const struct cli_ctx *ctx, int argc, char **argv);
 int cli_cert(const struct cli_ctx *ctx, int argc, char **argv);
+int cli_connect(const struct cli_ctx *ctx, int argc, char **argv);
+int cli_disconnect(const struct cli_ctx *ctx, int argc, char **argv);
+int cli_reconnect(const struct cli_ctx *ctx, int argc, char **argv);
 
 /* Text for the global options, for each subcommand's --help. */
 extern const char cli_global_options_help[];

@@ -14,6 +14,9 @@
 static const struct cli_command commands[] = {
     {"config", cli_config, "Configure Thin Edge"},
     {"cert", cli_cert, "Create and manage device certificate"},
+    {"connect", cli_connect, "Connect to cloud provider"},
+    {"disconnect", cli_disconnect, "Remove bridge connection for a provider"},
+    {"reconnect", cli_reconnect, "Reconnect command, calls disconnect followed by connect"},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -1,0 +1,88 @@
+"""The demo (tests/demo/demo.py, what `make demo` runs after building): it succeeds, shows the
+measurement arriving at the cloud, and leaves nothing running and nothing behind, also when it is
+interrupted halfway.
+"""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fixtures.util import REPO_ROOT, build_dir
+
+DEMO = REPO_ROOT / "tests" / "demo" / "demo.py"
+DEMO_TIMEOUT = 120  # the demo itself takes a few seconds
+
+
+def demo_env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEDGE_")}
+    env["TEDGE_BUILD_DIR"] = str(build_dir())
+    return env
+
+
+def processes_mentioning(marker):
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def demo_dir(output):
+    m = re.search(r"everything lives in (/\S+)\)", output)
+    assert m, output
+    return m.group(1)
+
+
+def test_demo_runs_and_cleans_up():
+    cp = subprocess.run([sys.executable, DEMO], env=demo_env(), capture_output=True, text=True,
+                        timeout=DEMO_TIMEOUT)
+    out = cp.stdout + cp.stderr
+    assert cp.returncode == 0, out
+    base = demo_dir(out)
+    assert "Creating device in Cumulocity cloud... ✓" in out
+    assert "Verifying device is connected to cloud... ✓" in out
+    assert "the cloud saw the device creation: ['100', 'demo-device-0001', 'thin-edge.io']" in out
+    assert re.search(r"^cloud topic measurement/measurements/create: \{\"temperature\"", out, re.M)
+    assert "Connection check to Cumulocity cloud is successful." in out
+    assert "Disabling tedge-mapper-c8y... ✓" in out
+    assert out.rstrip().endswith("cleaned up: nothing left running")
+    # every file the demo made was in its temp dir, which is gone, and nothing of it still runs
+    for path in re.findall(r"(/tmp/\S+)", out):
+        assert path.startswith(base), f"{path} is outside the demo dir {base}"
+    assert not Path(base).exists()
+    assert processes_mentioning(base) == []
+
+
+def test_demo_interrupted_cleans_up():
+    proc = subprocess.Popen([sys.executable, DEMO], env=demo_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + DEMO_TIMEOUT
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            # interrupt once the brokers, the daemon and the stand-in run
+            if "==> Configure tedge" in line:
+                proc.send_signal(signal.SIGTERM)
+                break
+            assert time.monotonic() < deadline, "".join(lines)
+        rest, _ = proc.communicate(timeout=DEMO_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines) + rest
+    assert proc.returncode == 130, out
+    assert "interrupted" in out
+    base = demo_dir(out)
+    assert not Path(base).exists()
+    assert processes_mentioning(base) == []
