@@ -78,9 +78,11 @@ tests-build: $(BINS) $(UNIT_BINS) $(MOCK_SO) $(TOOL_BINS)
 deps:
 	@if [ "$$(id -u)" -ne 0 ]; then \
 	  echo "make deps installs Debian packages and must run as root. Run:"; \
-	  echo "  sudo apt-get update && sudo apt-get install -y $(DEB_PACKAGES)"; \
+	  echo "  sudo make deps"; \
+	  echo "or: sudo apt-get update && sudo apt-get install -y $(DEB_PACKAGES)"; \
 	  exit 1; \
 	fi
+	DEBIAN_FRONTEND=noninteractive apt-get update
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(DEB_PACKAGES)
 
 # Fails early, with the fix, when a -dev package is missing.
@@ -177,7 +179,7 @@ demo:
 	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" -eq 0 ]; then \
 	  echo "Installing the Debian packages the demo needs (make deps)..."; \
-	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && $(MAKE) --no-print-directory deps; \
+	  $(MAKE) --no-print-directory deps; \
 	else \
 	  echo "The demo needs Debian packages that are not installed yet. Run once:"; \
 	  echo "  sudo make deps"; \
