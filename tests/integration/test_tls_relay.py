@@ -12,6 +12,7 @@ import stat
 
 import pytest
 
+from fixtures.p11server import p11_server_fixture
 from fixtures.util import Proc, free_port, mock_module_path, run, tool_path
 
 KEY_TYPES = ["ec-p256", "ec-p384", "ec-p521", "rsa-2048", "rsa-3072", "rsa-4096"]
@@ -94,6 +95,59 @@ def test_module_key_publishes_through_relay(pki, cloud_broker, softhsm, key_type
     assert out["cv_hash"] == hash_name
     assert out["signatures"] == "1"
     assert_connected_as(cloud_broker, cn)
+
+
+@pytest.fixture
+def p11_server(softhsm, short_tmp_dir, tmp_path):
+    """A tedge-p11-server (not started) with its own empty config dir."""
+    config_dir = tmp_path / "p11-server-config"
+    config_dir.mkdir()
+    yield from p11_server_fixture(softhsm, short_tmp_dir, config_dir)
+
+
+def socket_key(server, key):
+    return ["--socket", str(server.socket_path), "--uri", key.uri]
+
+
+@pytest.mark.parametrize("hash_name", sorted(SUITES))
+@pytest.mark.parametrize("key_type", KEY_TYPES)
+def test_socket_key_publishes_through_relay(pki, cloud_broker, softhsm, p11_server, key_type,
+                                            hash_name):
+    token = softhsm.init_token(pin=PIN)
+    key = softhsm.add_key(token, key_type)
+    p11_server.start(pin=PIN)
+    cn = f"dev-sock-{key_type}-{hash_name}"
+    cert = pki.device_cert(cn, key.public_pem)
+    # no SOFTHSM2_CONF for the client: only the daemon opens the token
+    out = kv(tlsdrv(cloud_broker, cert, socket_key(p11_server, key), "publish", "te/test",
+                    "hello", extra=["--suite", SUITES[hash_name]]).stdout)
+    assert out["acked"] == "1"
+    assert out["cv_hash"] == hash_name
+    assert out["signatures"] == "1"
+    assert_connected_as(cloud_broker, cn)
+    assert len(p11_server.requests("sign")) == 1
+
+
+def test_socket_mode_one_handshake_is_one_sign_request(pki, cloud_broker, softhsm, p11_server):
+    token = softhsm.init_token(pin=PIN)
+    key = softhsm.add_key(token, "ec-p256")
+    p11_server.start(pin=PIN)
+    cert = pki.device_cert("dev-sock-count", key.public_pem)
+    out = kv(tlsdrv(cloud_broker, cert, socket_key(p11_server, key), "handshakes", "5").stdout)
+    assert out["handshakes"] == "5" and out["signatures"] == "5"
+    signs = p11_server.requests("sign")
+    assert len(signs) == 5, p11_server.log()
+    assert all(r["result"] == "ok" for r in signs)
+
+
+def test_socket_mode_without_a_daemon_names_the_socket(pki, cloud_broker, short_tmp_dir):
+    key, cert = pki.device_key_and_cert("dev-nodaemon", "ec-p256")
+    sock = short_tmp_dir / "absent.sock"
+    r = tlsdrv(cloud_broker, cert, ["--socket", str(sock), "--uri", "pkcs11:object=x"],
+               "handshake", check=False)
+    assert r.returncode != 0
+    assert f"Failed to connect to tedge-p11-server UNIX socket at '{sock}'" in r.stderr
+    assert_no_client_connected(cloud_broker)
 
 
 @pytest.mark.parametrize("suite,hash_name", [

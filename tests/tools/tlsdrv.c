@@ -28,7 +28,8 @@
 
 static const char usage[] =
     "usage: tlsdrv --host H --port P --ca CAFILE|DIR --cert CERT\n"
-    "              (--key-file K | --module SO --uri URI [--pin PIN])\n"
+    "              (--key-file K | --module SO --uri URI [--pin PIN] |\n"
+    "               --socket PATH [--uri URI] [--pin PIN])\n"
     "              [--server-name N] [--suite S[,S...]] [--timeout MS] [--wait S] [--verbose] CMD\n"
     "       tlsdrv (--key-file K | --module SO --uri URI [--pin PIN]) public-key\n"
     "commands:\n"
@@ -394,7 +395,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
         {"suite", 1, NULL, 's'},    {"timeout", 1, NULL, 't'}, {"wait", 1, NULL, 'w'},
         {"count", 1, NULL, 'N'},    {"qos", 1, NULL, 'q'},     {"size", 1, NULL, 'S'},
         {"echo", 0, NULL, 'e'},     {"hold", 0, NULL, 'H'},    {"verbose", 0, NULL, 'v'},
-        {"help", 0, NULL, '?'},     {NULL, 0, NULL, 0},
+        {"socket", 1, NULL, 'o'},   {"help", 0, NULL, '?'},    {NULL, 0, NULL, 0},
     };
     int c;
 
@@ -407,6 +408,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
         case 'c': o->tls.cert_path = optarg; break;
         case 'k': o->key.kind = SIGNER_FILE; o->key.key_path = optarg; break;
         case 'm': o->key.kind = SIGNER_MODULE; o->key.module_path = optarg; break;
+        case 'o': o->key.kind = SIGNER_SOCKET; o->key.socket_path = optarg; break;
         case 'u': o->key.key_uri = optarg; break;
         case 'P': o->key.pin = optarg; break; /* tests only: production never takes a PIN on argv */
         case 'n': o->tls.server_name = optarg; break;
@@ -425,7 +427,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
         default: fputs(usage, stderr); exit(2);
         }
     }
-    if ((o->key.key_path == NULL && o->key.module_path == NULL) || optind >= argc ||
+    if ((o->key.key_path == NULL && o->key.module_path == NULL && o->key.socket_path == NULL) ||
+        optind >= argc ||
         (strcmp(argv[optind], "public-key") != 0 &&
          (o->tls.host == NULL || o->tls.port == 0 || o->tls.ca_path == NULL ||
           o->tls.cert_path == NULL))) {
