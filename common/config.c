@@ -3,10 +3,8 @@
 #include "common/config_internal.h"
 #include "common/buf.h"
 #include "common/log.h"
+#include "common/x509_name.h"
 
-#include <errno.h>
-#include <mbedtls/oid.h>
-#include <mbedtls/x509_crt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -186,36 +184,19 @@ static int accept_value(const struct cfg_key_ref *ref, const char *value, enum c
     return TE_OK;
 }
 
-/* Common Name of the first certificate in path (PEM or DER). */
+/* Common Name of the first certificate in path, or why there is none (for the message). */
 static int cert_common_name(const char *path, char **out, char *why, size_t why_size)
 {
-    mbedtls_x509_crt crt;
-    int ret = TE_ERR_NOT_FOUND;
+    int detail, ret = x509_file_cn(path, out, &detail);
 
-    mbedtls_x509_crt_init(&crt);
-    if (access(path, R_OK) != 0) {
+    if (ret == TE_ERR_NOT_FOUND || ret == TE_ERR_PERMISSION)
         snprintf(why, why_size, "cannot read the device certificate %s (%s)", path,
-                 strerror(errno));
-        goto exit;
-    }
-    if (mbedtls_x509_crt_parse_file(&crt, path) < 0 || crt.raw.len == 0) {
+                 strerror(detail));
+    else if (ret == TE_ERR_MALFORMED)
         snprintf(why, why_size, "%s is not a PEM or DER certificate", path);
-        goto exit;
-    }
-    snprintf(why, why_size, "the device certificate %s has no Common Name", path);
-    for (const mbedtls_x509_name *n = &crt.subject; n != NULL; n = n->next) {
-        if (n->oid.p == NULL || MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) != 0)
-            continue;
-        for (size_t i = 0; i < n->val.len; i++)
-            if (n->val.p[i] < 0x20 || n->val.p[i] == 0x7f)
-                goto exit;
-        if (n->val.len > 0 && (*out = strndup((const char *)n->val.p, n->val.len)) != NULL)
-            ret = TE_OK;
-        break;
-    }
-exit:
-    mbedtls_x509_crt_free(&crt);
-    return ret;
+    else if (ret != TE_OK)
+        snprintf(why, why_size, "the device certificate %s has no Common Name", path);
+    return ret == TE_OK ? TE_OK : TE_ERR_NOT_FOUND;
 }
 
 static int get_effective(const struct cfg *c, const struct cfg_key_ref *ref,

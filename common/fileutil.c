@@ -108,25 +108,47 @@ static int write_all(int fd, const void *data, size_t len)
         ssize_t n = write(fd, p, len);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0)
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO; /* no progress on a regular file: do not spin */
             return -1;
+        }
         p += n;
         len -= (size_t)n;
     }
     return 0;
 }
 
-int file_write_atomic(const char *path, const void *data, size_t len, mode_t new_mode,
-                      struct te_error *err)
+/* Moves tmp to path unless path exists: renameat2(RENAME_NOREPLACE), or link()+unlink() on file
+ * systems without it. Either way a reader sees no file or the whole file. */
+static int rename_without_replacing(const char *tmp, const char *path)
+{
+    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, path, RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return -1;
+    if (link(tmp, path) != 0)
+        return -1;
+    unlink(tmp);
+    return 0;
+}
+
+/* The one temp file + fsync + rename writer behind file_write_atomic (replace: an existing file
+ * keeps its mode and owner) and file_create_atomic (never replaces: TE_ERR_EXISTS). */
+static int write_via_temp(const char *path, const void *data, size_t len, mode_t new_mode,
+                          bool replace, struct te_error *err)
 {
     char tmp[PATH_MAX], dir[PATH_MAX];
     struct stat st;
     int fd = -1, dfd, ret;
-    bool existed;
+    bool existed = false;
 
     if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
         return te_error_set(err, TE_ERR_INVALID, "Path '%s' is too long.", path);
-    existed = stat(path, &st) == 0;
+    if (replace)
+        existed = stat(path, &st) == 0;
+    else if (lstat(path, &st) == 0) /* even a dangling link is in the way */
+        return te_error_set(err, TE_ERR_EXISTS, "'%s' already exists.", path);
     if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0)
         return te_error_set(err, TE_ERR_IO, "Cannot create a temporary file next to '%s': %s.",
                             path, strerror(errno));
@@ -146,8 +168,14 @@ int file_write_atomic(const char *path, const void *data, size_t len, mode_t new
         goto fail;
     }
     fd = -1;
-    if (rename(tmp, path) != 0) {
+    if (replace && rename(tmp, path) != 0) {
         ret = te_error_set(err, TE_ERR_IO, "Cannot replace '%s': %s.", path, strerror(errno));
+        goto fail;
+    }
+    if (!replace && rename_without_replacing(tmp, path) != 0) {
+        ret = errno == EEXIST ? te_error_set(err, TE_ERR_EXISTS, "'%s' already exists.", path)
+                              : te_error_set(err, TE_ERR_IO, "Cannot create '%s': %s.", path,
+                                             strerror(errno));
         goto fail;
     }
     path_dirname(path, dir, sizeof(dir));
@@ -161,6 +189,18 @@ fail:
         close(fd);
     unlink(tmp);
     return ret;
+}
+
+int file_write_atomic(const char *path, const void *data, size_t len, mode_t new_mode,
+                      struct te_error *err)
+{
+    return write_via_temp(path, data, len, new_mode, true, err);
+}
+
+int file_create_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                       struct te_error *err)
+{
+    return write_via_temp(path, data, len, mode, false, err);
 }
 
 int mkdir_p(const char *path, mode_t mode, struct te_error *err)

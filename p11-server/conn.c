@@ -4,9 +4,9 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <time.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "proto/frame.h"
 
@@ -18,10 +18,9 @@ static enum wait_result wait_for_frame(int fd, int stop_fd, int idle_ms)
 {
     struct pollfd p[2] = {{.fd = fd, .events = POLLIN}, {.fd = stop_fd, .events = POLLIN}};
     nfds_t n = stop_fd >= 0 ? 2 : 1;
-    struct timespec start;
+    int64_t start = te_monotonic_ms();
     int left = idle_ms, r;
 
-    clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
         r = poll(p, n, left);
         if (r > 0)
@@ -30,7 +29,7 @@ static enum wait_result wait_for_frame(int fd, int stop_fd, int idle_ms)
             return WAIT_IDLE;
         if (errno != EINTR)
             return WAIT_ERROR;
-        left = idle_ms - (int)srv_elapsed_ms(&start);
+        left = idle_ms - (int)(te_monotonic_ms() - start);
         if (left <= 0)
             return WAIT_IDLE;
     }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/p11.h"
 #include "proto/msg.h"
@@ -26,11 +27,10 @@ static void encode_error(struct buf *reply, const struct proto_request *req,
 
 void srv_reply_error(const struct srv_peer *peer, const struct te_error *e, struct buf *reply)
 {
-    struct timespec start;
+    int64_t start = te_monotonic_ms();
 
-    clock_gettime(CLOCK_MONOTONIC, &start);
     encode_error(reply, NULL, e);
-    srv_log_request("-", peer, NULL, e->code, &start);
+    srv_log_request("-", peer, NULL, e->code, start);
 }
 
 /* Who may run op; TE_OK or a permission_denied error in e. */
@@ -77,11 +77,10 @@ void srv_dispatch(struct srv_ctx *ctx, const struct srv_peer *peer, const uint8_
     struct proto_request req;
     struct proto_response resp;
     struct te_error e = {0}, enc = {0};
-    struct timespec start;
+    int64_t start = te_monotonic_ms();
     const char *op = "-", *uri = NULL;
     int r;
 
-    clock_gettime(CLOCK_MONOTONIC, &start);
     *close_after = false;
     memset(&resp, 0, sizeof(resp));
     buf_reset(reply);
@@ -108,7 +107,7 @@ void srv_dispatch(struct srv_ctx *ctx, const struct srv_peer *peer, const uint8_
         encode_error(reply, &req, &e);
     }
 exit:
-    srv_log_request(op, peer, uri, r, &start);
+    srv_log_request(op, peer, uri, r, start);
     srv_handlers_release(&resp);
     proto_request_free(&req);
 }

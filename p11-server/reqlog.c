@@ -4,8 +4,8 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/p11.h"
 
@@ -20,16 +20,8 @@ void srv_uri_redact(const char *uri, char *out, size_t cap)
     p11_uri_redact(uri, out, cap);
 }
 
-long srv_elapsed_ms(const struct timespec *start)
-{
-    struct timespec now;
-
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long)(now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
-}
-
 void srv_log_request(const char *op, const struct srv_peer *peer, const char *uri, int result,
-                     const struct timespec *start)
+                     int64_t start_ms)
 {
     char safe_uri[1100];
 
@@ -38,5 +30,5 @@ void srv_log_request(const char *op, const struct srv_peer *peer, const char *ur
     log_emit(result == TE_OK ? LOG_LVL_INFO : LOG_LVL_WARN, __func__,
              "op=%s peer_pid=%ld peer_uid=%lu uri=%s result=%s duration_ms=%ld", op,
              (long)peer->pid, (unsigned long)peer->uid, safe_uri,
-             result == TE_OK ? "ok" : te_errcode(result), srv_elapsed_ms(start));
+             result == TE_OK ? "ok" : te_errcode(result), (long)(te_monotonic_ms() - start_ms));
 }

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "proto/frame.h"
 
@@ -40,7 +41,7 @@ struct slot {
 
 struct reject {
     int fd;
-    struct timespec since;
+    int64_t since_ms;              /* te_monotonic_ms() when it was rejected */
 };
 
 struct server {
@@ -123,7 +124,7 @@ static void reject(struct server *srv, int fd, const struct srv_peer *peer, int 
         return;
     }
     srv->rejects[srv->n_rejects].fd = fd;
-    clock_gettime(CLOCK_MONOTONIC, &srv->rejects[srv->n_rejects].since);
+    srv->rejects[srv->n_rejects].since_ms = te_monotonic_ms();
     srv->n_rejects++;
 }
 
@@ -135,7 +136,7 @@ static void reap_rejects(struct server *srv, const struct pollfd *pfds, bool all
 
     while (i < srv->n_rejects) {
         struct reject *r = &srv->rejects[i];
-        bool done = all || srv_elapsed_ms(&r->since) >= SRV_REJECT_LINGER_MS ||
+        bool done = all || te_monotonic_ms() - r->since_ms >= SRV_REJECT_LINGER_MS ||
                     (pfds != NULL && pfds[i].revents != 0);
         if (!done) {
             i++;
@@ -151,7 +152,7 @@ static void reap_rejects(struct server *srv, const struct pollfd *pfds, bool all
     }
 }
 
-static void accept_one(struct server *srv, int listen_fd, struct timespec *paused)
+static void accept_one(struct server *srv, int listen_fd, int64_t *paused_ms)
 {
     pthread_attr_t attr;
     struct srv_peer peer;
@@ -165,7 +166,7 @@ static void accept_one(struct server *srv, int listen_fd, struct timespec *pause
         if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
             log_error("Cannot accept a connection: %s; pausing %d ms", strerror(errno),
                       SRV_ACCEPT_PAUSE_MS);
-            clock_gettime(CLOCK_MONOTONIC, paused);
+            *paused_ms = te_monotonic_ms();
         }
         return;
     }
@@ -305,7 +306,7 @@ int srv_serve(struct srv_ctx *ctx, const struct srv_acl *acl, const struct srv_l
 {
     struct server srv = {.ctx = ctx, .acl = acl, .lim = lim, .stop_fd = -1};
     struct pollfd pfds[2 + SRV_REJECT_MAX];
-    struct timespec paused = {0};
+    int64_t paused_ms = 0;         /* when accepting stopped for want of fds; 0: it did not */
     struct te_error err = {0};
     int ret;
 
@@ -315,12 +316,12 @@ int srv_serve(struct srv_ctx *ctx, const struct srv_acl *acl, const struct srv_l
         return ret;
     }
     for (;;) {
-        bool accepting = paused.tv_sec == 0 || srv_elapsed_ms(&paused) >= SRV_ACCEPT_PAUSE_MS;
+        bool accepting = paused_ms == 0 || te_monotonic_ms() - paused_ms >= SRV_ACCEPT_PAUSE_MS;
         int timeout = accepting ? -1 : SRV_ACCEPT_PAUSE_MS;
         nfds_t n = 0;
 
         if (accepting)
-            paused.tv_sec = 0;
+            paused_ms = 0;
         pfds[n++] = (struct pollfd){.fd = signal_fd, .events = POLLIN};
         pfds[n++] = (struct pollfd){.fd = accepting ? listen_fd : -1, .events = POLLIN};
         for (size_t i = 0; i < srv.n_rejects; i++)
@@ -336,7 +337,7 @@ int srv_serve(struct srv_ctx *ctx, const struct srv_acl *acl, const struct srv_l
         if (srv.n_rejects > 0)
             reap_rejects(&srv, pfds + 2, false);
         if ((pfds[1].revents & POLLIN) != 0)
-            accept_one(&srv, listen_fd, &paused);
+            accept_one(&srv, listen_fd, &paused_ms);
     }
     ret = shutdown_connections(&srv);
     if (ret == TE_OK) {

@@ -137,12 +137,10 @@ void srv_reply_error(const struct srv_peer *peer, const struct te_error *e, stru
 
 /* uri with every pin-value attribute replaced by "pin-value=<redacted>"; "-" for NULL/empty. */
 void srv_uri_redact(const char *uri, char *out, size_t cap);
-/* Milliseconds since start (CLOCK_MONOTONIC). */
-long srv_elapsed_ms(const struct timespec *start);
 /* "op=sign peer_pid=.. peer_uid=.. uri=.. result=ok|<code> duration_ms=..": info when result is
- * TE_OK, warn otherwise. */
+ * TE_OK, warn otherwise. start_ms: te_monotonic_ms() when the request began. */
 void srv_log_request(const char *op, const struct srv_peer *peer, const char *uri, int result,
-                     const struct timespec *start);
+                     int64_t start_ms);
 
 /* ---- connections (conn.c, server.c) ------------------------------------------------------ */
 

@@ -43,4 +43,30 @@ int cli_usage_error(const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 bool cli_is_help(const char *arg); /* -h or --help */
 
+/* Takes an option given as "--opt VALUE" or "--opt=VALUE": true when argv[*i] is opt, with
+ * *value (NULL when missing) and *i past the value; false when argv[*i] is another argument. */
+bool cli_option_value(const char *opt, int argc, char **argv, int *i, const char **value);
+
+/* The options every program (tedge, tedge-mapper) takes anywhere on its command line, like
+ * upstream's clap globals: --config-dir, --log-level and --debug. */
+struct cli_globals {
+    const char *config_dir_usage; /* in: the usage line printed with an error about --config-dir */
+    const char *log_level_usage;  /* in: likewise for --log-level */
+    const char *config_dir;       /* --config-dir, NULL when not given */
+    const char *log_level;        /* --log-level, NULL when not given */
+    bool debug;                   /* --debug */
+};
+
+enum cli_global_result {
+    CLI_GLOBAL_NONE = 0,          /* not a global option */
+    CLI_GLOBAL_TAKEN,             /* taken into the struct (with its value) */
+    CLI_GLOBAL_USAGE_ERROR,       /* its value is missing; the error is printed */
+};
+
+/* Takes argv[*i] into g when it is a global option (*i advances past a separate value). */
+enum cli_global_result cli_global_take(struct cli_globals *g, int argc, char **argv, int *i);
+/* Sets the log level that --log-level and --debug ask for: CLI_EXIT_OK, or CLI_EXIT_USAGE with
+ * the error printed for a level that does not exist. */
+int cli_global_apply(const struct cli_globals *g);
+
 #endif

@@ -44,24 +44,6 @@ static void print_c8y_help(FILE *out)
             cli_global_options_help);
 }
 
-/* Takes the value of an option given as "--opt VALUE" or "--opt=VALUE"; 1 when argv[*i] is opt
- * (value NULL when missing), 0 otherwise. */
-static int option_value(const char *opt, int argc, char **argv, int *i, const char **value)
-{
-    size_t ol = strlen(opt);
-
-    if (strncmp(argv[*i], opt, ol) != 0)
-        return 0;
-    if (argv[*i][ol] == '=') {
-        *value = argv[*i] + ol + 1;
-        return 1;
-    }
-    if (argv[*i][ol] != '\0')
-        return 0;
-    *value = *i + 1 < argc ? argv[++*i] : NULL;
-    return 1;
-}
-
 static int run_c8y(const char *config_dir, const char *profile)
 {
     struct te_error err = {0};
@@ -85,33 +67,27 @@ exit:
 
 int main(int argc, char **argv)
 {
-    const char *config_dir = NULL, *level = NULL, *profile = NULL, *value;
+    struct cli_globals g = {.config_dir_usage = MAPPER_USAGE, .log_level_usage = MAPPER_USAGE};
+    const char *profile = NULL, *value;
     char *rest[MAPPER_MAX_ARGS + 1];
-    bool debug = false, help = false;
-    int n = 0, lvl;
+    bool help = false;
+    int n = 0;
+    enum cli_global_result taken;
 
     log_init("tedge-mapper");
     log_set_level(LOG_LVL_INFO);
     if (argc > MAPPER_MAX_ARGS)
         return cli_usage_error(MAPPER_USAGE, "too many arguments");
     for (int i = 1; i < argc; i++) {
-        if (option_value("--config-dir", argc, argv, &i, &value)) {
-            if (value == NULL || value[0] == '\0')
-                return cli_usage_error(MAPPER_USAGE,
-                                       "a value is required for '--config-dir <CONFIG_DIR>'");
-            config_dir = value;
-        } else if (option_value("--log-level", argc, argv, &i, &value)) {
-            if (value == NULL)
-                return cli_usage_error(MAPPER_USAGE,
-                                       "a value is required for '--log-level <LOG_LEVEL>'");
-            level = value;
-        } else if (option_value("--profile", argc, argv, &i, &value)) {
+        if ((taken = cli_global_take(&g, argc, argv, &i)) == CLI_GLOBAL_USAGE_ERROR)
+            return CLI_EXIT_USAGE;
+        if (taken == CLI_GLOBAL_TAKEN)
+            continue;
+        if (cli_option_value("--profile", argc, argv, &i, &value)) {
             if (value == NULL || value[0] == '\0')
                 return cli_usage_error(MAPPER_C8Y_USAGE,
                                        "a value is required for '--profile <PROFILE>'");
             profile = value;
-        } else if (strcmp(argv[i], "--debug") == 0) {
-            debug = true;
         } else if (cli_is_help(argv[i])) {
             help = true;
         } else if (strcmp(argv[i], "-V") == 0 || strcmp(argv[i], "--version") == 0) {
@@ -122,15 +98,8 @@ int main(int argc, char **argv)
         }
     }
     rest[n] = NULL;
-    if (level != NULL) {
-        if ((lvl = log_level_from_name(level)) < 0)
-            return cli_usage_error(MAPPER_USAGE,
-                                   "invalid value '%s' for '--log-level <LOG_LEVEL>' [possible "
-                                   "values: error, warn, info, debug, trace]", level);
-        log_set_level((enum log_level)lvl);
-    }
-    if (debug)
-        log_set_level(LOG_LVL_DEBUG);
+    if (cli_global_apply(&g) != CLI_EXIT_OK)
+        return CLI_EXIT_USAGE;
     if (n > 0 && strcmp(rest[0], "help") == 0) {
         if (n > 1 && strcmp(rest[1], "c8y") == 0)
             print_c8y_help(stdout);
@@ -164,5 +133,5 @@ int main(int argc, char **argv)
         return cli_usage_error(MAPPER_C8Y_USAGE, "unexpected argument '%s' found", rest[1]);
     if (profile == NULL && (value = getenv(MAPPER_PROFILE_ENV)) != NULL && value[0] != '\0')
         profile = value;
-    return run_c8y(cfg_resolve_dir(config_dir), profile);
+    return run_c8y(cfg_resolve_dir(g.config_dir), profile);
 }

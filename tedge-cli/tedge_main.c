@@ -46,34 +46,16 @@ static const struct cli_command *find_command(const char *name)
     return NULL;
 }
 
-/* Takes the value of a global option given as "--opt VALUE" or "--opt=VALUE". */
-static int option_value(const char *opt, int argc, char **argv, int *i, const char **value)
-{
-    size_t ol = strlen(opt);
-    if (strncmp(argv[*i], opt, ol) != 0)
-        return 0;
-    if (argv[*i][ol] == '=') {
-        *value = argv[*i] + ol + 1;
-        return 1;
-    }
-    if (argv[*i][ol] != '\0')
-        return 0;
-    if (*i + 1 >= argc) {
-        *value = NULL;
-        return 1;
-    }
-    *value = argv[++*i];
-    return 1;
-}
-
 int main(int argc, char **argv)
 {
-    const char *config_dir = NULL, *level = NULL, *value;
+    struct cli_globals g = {.config_dir_usage = "tedge --config-dir <CONFIG_DIR> <COMMAND>",
+                            .log_level_usage = "tedge --log-level <LOG_LEVEL> <COMMAND>"};
     char *rest[TEDGE_MAX_ARGS + 1];
-    int n = 0, lvl;
-    bool debug = false, passthrough = false;
+    int n = 0;
+    bool passthrough = false;
     struct cli_ctx ctx = {.prog = "tedge"};
     const struct cli_command *cmd;
+    enum cli_global_result taken;
 
     log_init("tedge");
     log_set_level(LOG_LVL_WARN);
@@ -86,33 +68,16 @@ int main(int argc, char **argv)
         } else if (strcmp(argv[i], "--") == 0) {
             passthrough = true;
             rest[n++] = argv[i];
-        } else if (option_value("--config-dir", argc, argv, &i, &value)) {
-            if (value == NULL || value[0] == '\0')
-                return cli_usage_error("tedge --config-dir <CONFIG_DIR> <COMMAND>",
-                                       "a value is required for '--config-dir <CONFIG_DIR>'");
-            config_dir = value;
-        } else if (option_value("--log-level", argc, argv, &i, &value)) {
-            if (value == NULL)
-                return cli_usage_error("tedge --log-level <LOG_LEVEL> <COMMAND>",
-                                       "a value is required for '--log-level <LOG_LEVEL>'");
-            level = value;
-        } else if (strcmp(argv[i], "--debug") == 0) {
-            debug = true;
-        } else {
+        } else if ((taken = cli_global_take(&g, argc, argv, &i)) == CLI_GLOBAL_USAGE_ERROR) {
+            return CLI_EXIT_USAGE;
+        } else if (taken == CLI_GLOBAL_NONE) {
             rest[n++] = argv[i];
         }
     }
     rest[n] = NULL;
-    if (level != NULL) {
-        if ((lvl = log_level_from_name(level)) < 0)
-            return cli_usage_error("tedge --log-level <LOG_LEVEL> <COMMAND>",
-                                   "invalid value '%s' for '--log-level <LOG_LEVEL>' [possible "
-                                   "values: error, warn, info, debug, trace]", level);
-        log_set_level((enum log_level)lvl);
-    }
-    if (debug)
-        log_set_level(LOG_LVL_DEBUG);
-    ctx.config_dir = cfg_resolve_dir(config_dir);
+    if (cli_global_apply(&g) != CLI_EXIT_OK)
+        return CLI_EXIT_USAGE;
+    ctx.config_dir = cfg_resolve_dir(g.config_dir);
 
     if (n == 0) {
         print_help(stderr);

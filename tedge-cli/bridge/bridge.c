@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #define BRIDGE_TICK_MS 1000          /* libmosquitto's keepalive and retry work runs this often */
@@ -24,10 +24,7 @@
 
 uint64_t bridge_now_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)te_monotonic_ms();
 }
 
 /* A PIN problem is never retried: each wrong PIN counts against the token's retry limit. */
@@ -136,6 +133,25 @@ void bridge_side_down(struct bridge *b, struct bridge_side *s, const struct te_e
                  te_error_message(cause), (double)wait / 1000.0);
     if (s == &b->cloud)
         bridge_local_publish_health(b, false);
+}
+
+void bridge_side_received(struct bridge *b, struct bridge_side *s,
+                          const struct mosquitto_message *msg)
+{
+    char *topic = NULL;
+    int r = s == &b->local ? bridge_rules_to_cloud(&b->rules, msg->topic, &topic)
+                           : bridge_rules_to_local(&b->rules, msg->topic, &topic);
+
+    if (r != TE_OK) {
+        log_debug("%s: not forwarding %s: %s", s->name, msg->topic,
+                  r == TE_ERR_NOT_FOUND ? "no rule" : te_strerror(r));
+        return;
+    }
+    log_trace("%s: queueing %s -> %s qos=%d retain=%d", s->name, msg->topic, topic, msg->qos,
+              (int)msg->retain);
+    if (bridge_queue_push(s->in, topic, msg->payload, (size_t)msg->payloadlen, msg->qos,
+                          msg->retain) != 0)
+        log_error("%s: out of memory: message on %s lost", s->name, msg->topic);
 }
 
 static void side_cause(struct bridge *b, struct bridge_side *s, struct te_error *err)

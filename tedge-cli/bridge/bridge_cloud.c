@@ -90,21 +90,9 @@ static void on_subscribe(struct mosquitto *m, void *obj, int mid, int count, con
 static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_message *msg)
 {
     struct bridge *b = obj;
-    char *topic = NULL;
-    int r;
 
     (void)m;
-    r = bridge_rules_to_local(&b->rules, msg->topic, &topic);
-    if (r != TE_OK) {
-        log_debug("cloud: not forwarding %s: %s", msg->topic,
-                  r == TE_ERR_NOT_FOUND ? "no rule" : te_strerror(r));
-        return;
-    }
-    log_trace("cloud: queueing %s -> %s qos=%d retain=%d", msg->topic, topic, msg->qos,
-              (int)msg->retain);
-    if (bridge_queue_push(&b->down, topic, msg->payload, (size_t)msg->payloadlen, msg->qos,
-                          msg->retain) != 0)
-        log_error("cloud: out of memory: message on %s lost", msg->topic);
+    bridge_side_received(b, &b->cloud, msg);
 }
 
 static void on_publish(struct mosquitto *m, void *obj, int mid)

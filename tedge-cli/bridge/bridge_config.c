@@ -7,17 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
-
-#include <mbedtls/oid.h>
-#include <mbedtls/x509_crt.h>
 
 #include "common/log.h"
+#include "common/x509_name.h"
 #include "tedge-cli/bridge/bridge_queue.h"
 
 #define BRIDGE_KEEPALIVE_MIN_S 5       /* libmosquitto refuses less */
 #define BRIDGE_KEEPALIVE_MAX_S 65535   /* MQTT's 16-bit keepalive field */
-#define BRIDGE_DEVICE_ID_MAX 256       /* a certificate CN; upstream allows 64 */
 
 /* "c8y.<rest>" or "c8y.profiles.<profile>.<rest>". */
 static void cloud_key(const char *profile, const char *rest, char *out, size_t size)
@@ -31,45 +27,23 @@ static void cloud_key(const char *profile, const char *rest, char *out, size_t s
 /* The Common Name of the certificate at path (the device id, as upstream derives it). */
 static int cert_common_name(const char *path, char **out, struct te_error *err)
 {
-    mbedtls_x509_crt crt;
-    int ret;
+    int detail, ret = x509_file_cn(path, out, &detail);
 
-    mbedtls_x509_crt_init(&crt);
-    *out = NULL;
-    if (access(path, R_OK) != 0) {
-        ret = te_error_set(err, TE_ERR_CONFIG,
-                           "Cannot read the device certificate '%s': %s. Create it with `tedge "
-                           "cert create` (or set c8y.device.cert_path / device.cert_path).", path,
-                           strerror(errno));
-        goto exit;
-    }
-    if (mbedtls_x509_crt_parse_file(&crt, path) < 0 || crt.raw.len == 0) {
-        ret = te_error_set(err, TE_ERR_CONFIG,
-                           "The device certificate '%s' is not a PEM or DER certificate.", path);
-        goto exit;
-    }
-    ret = te_error_set(err, TE_ERR_CONFIG,
-                       "The device certificate '%s' has no usable Common Name (the device id).",
-                       path);
-    for (const mbedtls_x509_name *n = &crt.subject; n != NULL; n = n->next) {
-        if (n->oid.p == NULL || MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) != 0)
-            continue;
-        if (n->val.len == 0 || n->val.len > BRIDGE_DEVICE_ID_MAX)
-            break;
-        for (size_t i = 0; i < n->val.len; i++)
-            if (n->val.p[i] < 0x20 || n->val.p[i] == 0x7f)
-                goto exit;
-        if ((*out = strndup((const char *)n->val.p, n->val.len)) == NULL) {
-            ret = te_error_set(err, TE_ERR_NOMEM, "Out of memory.");
-            goto exit;
-        }
-        te_error_clear(err);
-        ret = TE_OK;
-        break;
-    }
-exit:
-    mbedtls_x509_crt_free(&crt);
-    return ret;
+    if (ret == TE_ERR_NOT_FOUND || ret == TE_ERR_PERMISSION)
+        return te_error_set(err, TE_ERR_CONFIG,
+                            "Cannot read the device certificate '%s': %s. Create it with `tedge "
+                            "cert create` (or set c8y.device.cert_path / device.cert_path).", path,
+                            strerror(detail));
+    if (ret == TE_ERR_MALFORMED)
+        return te_error_set(err, TE_ERR_CONFIG,
+                            "The device certificate '%s' is not a PEM or DER certificate.", path);
+    if (ret == TE_ERR_NOMEM)
+        return te_error_set(err, TE_ERR_NOMEM, "Out of memory.");
+    if (ret != TE_OK)
+        return te_error_set(err, TE_ERR_CONFIG,
+                            "The device certificate '%s' has no usable Common Name (the device "
+                            "id).", path);
+    return TE_OK;
 }
 
 /* A positive size from the environment variable name, else def. */

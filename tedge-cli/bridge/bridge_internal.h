@@ -103,5 +103,9 @@ int bridge_cloud_publish_goodbye(struct bridge *b);
 /* Logs and counts an attempt's failure or a lost connection, drops the client, re-queues its
  * unacknowledged messages and schedules the next attempt. */
 void bridge_side_down(struct bridge *b, struct bridge_side *s, const struct te_error *cause);
+/* A message received on side s: queued on s->in under the other side's topic when a rule
+ * forwards it (the log says why not). */
+void bridge_side_received(struct bridge *b, struct bridge_side *s,
+                          const struct mosquitto_message *msg);
 
 #endif

@@ -67,22 +67,10 @@ static void on_message(struct mosquitto *m, void *obj, const struct mosquitto_me
                        const mosquitto_property *props)
 {
     struct bridge *b = obj;
-    char *topic = NULL;
-    int r;
 
     (void)m;
     (void)props;
-    r = bridge_rules_to_cloud(&b->rules, msg->topic, &topic);
-    if (r != TE_OK) {
-        log_debug("local: not forwarding %s: %s", msg->topic,
-                  r == TE_ERR_NOT_FOUND ? "no rule" : te_strerror(r));
-        return;
-    }
-    log_trace("local: queueing %s -> %s qos=%d retain=%d", msg->topic, topic, msg->qos,
-              (int)msg->retain);
-    if (bridge_queue_push(&b->up, topic, msg->payload, (size_t)msg->payloadlen, msg->qos,
-                          msg->retain) != 0)
-        log_error("local: out of memory: message on %s lost", msg->topic);
+    bridge_side_received(b, &b->local, msg);
 }
 
 static void on_publish(struct mosquitto *m, void *obj, int mid, int reason,

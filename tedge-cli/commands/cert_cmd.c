@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/x509_name.h"
+
 #define CERT_DEFAULT_ORGANIZATION "Thin Edge" /* upstream certificate.organization default */
 #define CERT_DEFAULT_UNIT "Device"            /* upstream certificate.organization_unit default */
 #define CERT_DEFAULT_DAYS 365                 /* upstream certificate.validity.requested_duration */
@@ -63,20 +65,6 @@ static void print_sub_help(const struct cert_sub *s)
            cli_global_options_help);
 }
 
-/* "--opt VALUE" or "--opt=VALUE": 1 and *value (NULL when missing) if argv[*i] is opt. */
-static int take_value(const char *opt, int argc, char **argv, int *i, const char **value)
-{
-    size_t ol = strlen(opt);
-
-    if (strncmp(argv[*i], opt, ol) != 0 || (argv[*i][ol] != '\0' && argv[*i][ol] != '='))
-        return 0;
-    if (argv[*i][ol] == '=')
-        *value = argv[*i] + ol + 1;
-    else
-        *value = *i + 1 < argc ? argv[++*i] : NULL;
-    return 1;
-}
-
 static int parse_sub(const struct cert_sub *s, int argc, char **argv, struct cert_opts *o,
                      bool *help)
 {
@@ -102,7 +90,7 @@ static int parse_sub(const struct cert_sub *s, int argc, char **argv, struct cer
         }
         for (size_t j = 0; options && !matched && j < sizeof(opts) / sizeof(opts[0]); j++) {
             if ((opts[j].flag != 0 && !(s->flags & opts[j].flag)) ||
-                !take_value(opts[j].opt, argc, argv, &i, &value))
+                !cli_option_value(opts[j].opt, argc, argv, &i, &value))
                 continue;
             if (value == NULL || value[0] == '\0')
                 return cli_usage_error(s->usage, "a value is required for '%s %s' but none was "
@@ -216,6 +204,38 @@ void cert_template_free(struct cert_template *t)
     free(t->organization);
     free(t->unit);
     memset(t, 0, sizeof(*t));
+}
+
+int cert_load_with_id(const struct cli_ctx *ctx, const struct cert_opts *o, struct cfg **c,
+                      struct device_key_config **k, char **id)
+{
+    struct te_error err = {0};
+    int r;
+
+    *id = NULL;
+    if (cert_load(ctx, o, c, k, &err) != TE_OK)
+        return cli_fail("%s", te_error_message(&err));
+    if (o->device_id != NULL)
+        r = (*id = strdup(o->device_id)) != NULL ? TE_OK : TE_ERR_NOMEM;
+    else
+        r = x509_file_cn((*k)->cert_path, id, NULL);
+    if (r != TE_OK)
+        return cli_fail("%s", r == TE_ERR_NOMEM ? "Out of memory." : CERT_MSG_NO_DEVICE_ID);
+    return CLI_EXIT_OK;
+}
+
+int cert_subject_load(const struct cfg *c, const char *id, struct cert_template *t,
+                      struct x509_subject *subject, struct te_error *err)
+{
+    int ret;
+
+    if ((ret = x509_check_device_id(id, err)) != TE_OK ||
+        (ret = cert_template_load(c, t, err)) != TE_OK)
+        return ret;
+    subject->common_name = id;
+    subject->organization = t->organization;
+    subject->unit = t->unit;
+    return TE_OK;
 }
 
 int cert_open_device_key(const struct device_key_config *k, const char *command,

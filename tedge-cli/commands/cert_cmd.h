@@ -13,6 +13,7 @@
 #include "tedge-cli/key/device_key.h"
 #include "tedge-cli/key/signer.h"
 #include "tedge-cli/key/x509_key.h"
+#include "tedge-cli/key/x509_write.h"
 
 #define CERT_FILE_MODE 0444      /* certificates and requests are public and never edited */
 #define CERT_KEY_FILE_MODE 0600  /* a private key only its owner reads */
@@ -69,15 +70,23 @@ int cert_load(const struct cli_ctx *ctx, const struct cert_opts *o, struct cfg *
 int cert_template_load(const struct cfg *c, struct cert_template *t, struct te_error *err);
 void cert_template_free(struct cert_template *t);
 
+/* What `cert create` and `cert create-csr` start with: cert_load, then the device id of the new
+ * certificate or request (malloc'd): --device-id, else (like upstream) the Common Name of the
+ * existing certificate. CLI_EXIT_OK, or CLI_EXIT_ERROR with the error printed (upstream's
+ * when there is no id); the caller frees what was loaded either way. */
+int cert_load_with_id(const struct cli_ctx *ctx, const struct cert_opts *o, struct cfg **c,
+                      struct device_key_config **k, char **id);
+/* Checks id against upstream's device id rule, loads the template into t and fills subject
+ * (which points into id and t). */
+int cert_subject_load(const struct cfg *c, const char *id, struct cert_template *t,
+                      struct x509_subject *subject, struct te_error *err);
+
 /* Prints upstream's "Error: failed to <what>\n\nCaused by:\n    <message>" on stderr and
  * returns CLI_EXIT_ERROR. */
 int cert_fail(const char *what, const struct te_error *err);
 
 /* Prints what `tedge cert show` prints for the certificate at path (stdout). */
 int cert_print(const char *path, struct te_error *err);
-/* The Common Name of the (first) certificate in path, malloc'd; TE_ERR_NOT_FOUND when the file
- * or the name is missing. */
-int cert_read_cn(const char *path, char **cn, struct te_error *err);
 
 /* lstat(path) succeeds: something (even a dangling link) is there. */
 bool cert_path_exists(const char *path);

@@ -15,20 +15,6 @@
 
 #define NOT_BEFORE_SLACK (24 * 3600) /* upstream: valid from yesterday, so valid "today" anywhere */
 
-static int make_subject(const struct cfg *c, const char *id, struct cert_template *t,
-                        struct x509_subject *subject, struct te_error *err)
-{
-    int ret;
-
-    if ((ret = x509_check_device_id(id, err)) != TE_OK ||
-        (ret = cert_template_load(c, t, err)) != TE_OK)
-        return ret;
-    subject->common_name = id;
-    subject->organization = t->organization;
-    subject->unit = t->unit;
-    return TE_OK;
-}
-
 /* Upstream's message when the file appeared after the first check. */
 static int exists_error(int ret, bool is_key, const char *path, struct te_error *err)
 {
@@ -109,26 +95,16 @@ int cert_create(const struct cli_ctx *ctx, const struct cert_opts *o)
     char *id = NULL, what[X509_CN_MAX * 4 + 64];
     int ret = CLI_EXIT_ERROR;
 
-    if (cert_load(ctx, o, &c, &k, &err) != TE_OK) {
-        ret = cli_fail("%s", te_error_message(&err));
-        goto exit;
-    }
     /* like upstream: without --device-id, the CN of the existing certificate (which then
      * stops the command because it exists) */
-    if (o->device_id != NULL)
-        id = strdup(o->device_id);
-    else if (cert_read_cn(k->cert_path, &id, NULL) != TE_OK)
-        id = NULL;
-    if (id == NULL) {
-        ret = cli_fail("%s", o->device_id != NULL ? "Out of memory." : CERT_MSG_NO_DEVICE_ID);
+    if ((ret = cert_load_with_id(ctx, o, &c, &k, &id)) != CLI_EXIT_OK)
         goto exit;
-    }
     snprintf(what, sizeof(what), "create a test certificate for the device %.*s.", X509_CN_MAX * 2,
              id);
     for (char *p = what; *p != '\0'; p++) /* the id is not checked yet: no control characters */
         if ((unsigned char)*p < 0x20 || *p == 0x7f)
             *p = '?';
-    if (make_subject(c, id, &t, &subject, &err) != TE_OK) {
+    if (cert_subject_load(c, id, &t, &subject, &err) != TE_OK) {
         ret = cert_fail(what, &err);
         goto exit;
     }

@@ -75,26 +75,13 @@ int cert_create_csr(const struct cli_ctx *ctx, const struct cert_opts *o)
     char *id = NULL, *csr_pem = NULL, *key_pem = NULL;
     int ret = CLI_EXIT_ERROR;
 
-    if (cert_load(ctx, o, &c, &k, &err) != TE_OK) {
-        ret = cli_fail("%s", te_error_message(&err));
-        goto exit;
-    }
     /* without --device-id: the CN of the current certificate, as upstream */
-    if (o->device_id != NULL)
-        id = strdup(o->device_id);
-    else if (cert_read_cn(k->cert_path, &id, NULL) != TE_OK)
-        id = NULL;
-    if (id == NULL) {
-        ret = cli_fail("%s", o->device_id != NULL ? "Out of memory." : CERT_MSG_NO_DEVICE_ID);
+    if ((ret = cert_load_with_id(ctx, o, &c, &k, &id)) != CLI_EXIT_OK)
         goto exit;
-    }
-    if (x509_check_device_id(id, &err) != TE_OK || cert_template_load(c, &t, &err) != TE_OK) {
+    if (cert_subject_load(c, id, &t, &subject, &err) != TE_OK) {
         ret = cert_fail(CSR_WHAT, &err);
         goto exit;
     }
-    subject.common_name = id;
-    subject.organization = t.organization;
-    subject.unit = t.unit;
     if (build_request(k, &subject, &csr_pem, &key_pem, &err) != TE_OK ||
         write_files(k, o->output_path != NULL ? o->output_path : k->csr_path, csr_pem, key_pem,
                     &err) != TE_OK) {

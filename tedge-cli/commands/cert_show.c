@@ -1,5 +1,5 @@
 /* `tedge cert show`: upstream's fields (subject, issuer, status, validity in RFC 2822, serial,
- * SHA-1 thumbprint) plus the public key's type and size; and reading a certificate's CN. */
+ * SHA-1 thumbprint) plus the public key's type and size. */
 #include "tedge-cli/commands/cert_cmd.h"
 
 #include <errno.h>
@@ -8,13 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <mbedtls/bignum.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/sha1.h>
 #include <mbedtls/x509_crt.h>
+
+#include "common/x509_name.h"
 
 #define SHOW_DN_MAX 1024       /* subject or issuer as text */
 #define SHOW_SERIAL_MAX 128    /* a 20-byte serial is 49 decimal digits */
@@ -24,40 +25,18 @@
 /* Parses the certificate file; the messages say what is wrong with the file. */
 static int load_crt(const char *path, mbedtls_x509_crt *crt, struct te_error *err)
 {
-    if (access(path, F_OK) != 0 && errno == ENOENT)
+    int detail, ret = x509_crt_load_file(crt, path, &detail);
+
+    if (ret == TE_ERR_NOT_FOUND && detail == ENOENT)
         return te_error_set(err, TE_ERR_NOT_FOUND, CERT_MSG_CERT_MISSING, path);
-    if (access(path, R_OK) != 0)
+    if (ret == TE_ERR_NOT_FOUND || ret == TE_ERR_PERMISSION)
         return te_error_set(err, TE_ERR_PERMISSION, "Cannot read the certificate '%s': %s.", path,
-                            strerror(errno));
-    if (mbedtls_x509_crt_parse_file(crt, path) < 0 || crt->raw.len == 0)
+                            strerror(detail));
+    if (ret != TE_OK)
         return te_error_set(err, TE_ERR_MALFORMED,
                             "The file '%s' does not hold a PEM or DER X.509 certificate: replace "
                             "it, or run `tedge cert remove` and `tedge cert create`.", path);
     return TE_OK;
-}
-
-int cert_read_cn(const char *path, char **cn, struct te_error *err)
-{
-    mbedtls_x509_crt crt;
-    int ret;
-
-    *cn = NULL;
-    mbedtls_x509_crt_init(&crt);
-    if ((ret = load_crt(path, &crt, err)) != TE_OK)
-        goto exit;
-    for (const mbedtls_x509_name *n = &crt.subject; n != NULL && *cn == NULL; n = n->next) {
-        if (n->oid.p == NULL || MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) != 0 || n->val.len == 0)
-            continue;
-        if ((*cn = strndup((const char *)n->val.p, n->val.len)) == NULL) {
-            ret = te_error_set(err, TE_ERR_NOMEM, "Out of memory.");
-            goto exit;
-        }
-    }
-    if (*cn == NULL)
-        ret = te_error_set(err, TE_ERR_NOT_FOUND, "The certificate '%s' has no Common Name.", path);
-exit:
-    mbedtls_x509_crt_free(&crt);
-    return ret;
 }
 
 /* Appends to out without ever writing past size; *used stays below size. */

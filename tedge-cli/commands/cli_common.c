@@ -1,6 +1,8 @@
-/* Helpers every tedge subcommand shares: error and usage output in one format, the help text
- * of the global options, and help-flag detection. */
+/* Helpers every tedge program and subcommand shares: error and usage output in one format, the
+ * global options (parsing, help text, log level), option values and help-flag detection. */
 #include "tedge-cli/cli.h"
+
+#include "common/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,4 +40,59 @@ int cli_usage_error(const char *usage, const char *fmt, ...)
 bool cli_is_help(const char *arg)
 {
     return arg != NULL && (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0);
+}
+
+bool cli_option_value(const char *opt, int argc, char **argv, int *i, const char **value)
+{
+    size_t ol = strlen(opt);
+
+    if (strncmp(argv[*i], opt, ol) != 0 || (argv[*i][ol] != '\0' && argv[*i][ol] != '='))
+        return false;
+    if (argv[*i][ol] == '=')
+        *value = argv[*i] + ol + 1;
+    else
+        *value = *i + 1 < argc ? argv[++*i] : NULL;
+    return true;
+}
+
+enum cli_global_result cli_global_take(struct cli_globals *g, int argc, char **argv, int *i)
+{
+    const char *value;
+
+    if (cli_option_value("--config-dir", argc, argv, i, &value)) {
+        if (value == NULL || value[0] == '\0') {
+            cli_usage_error(g->config_dir_usage,
+                            "a value is required for '--config-dir <CONFIG_DIR>'");
+            return CLI_GLOBAL_USAGE_ERROR;
+        }
+        g->config_dir = value;
+    } else if (cli_option_value("--log-level", argc, argv, i, &value)) {
+        if (value == NULL) {
+            cli_usage_error(g->log_level_usage,
+                            "a value is required for '--log-level <LOG_LEVEL>'");
+            return CLI_GLOBAL_USAGE_ERROR;
+        }
+        g->log_level = value;
+    } else if (strcmp(argv[*i], "--debug") == 0) {
+        g->debug = true;
+    } else {
+        return CLI_GLOBAL_NONE;
+    }
+    return CLI_GLOBAL_TAKEN;
+}
+
+int cli_global_apply(const struct cli_globals *g)
+{
+    int lvl;
+
+    if (g->log_level != NULL) {
+        if ((lvl = log_level_from_name(g->log_level)) < 0)
+            return cli_usage_error(g->log_level_usage,
+                                   "invalid value '%s' for '--log-level <LOG_LEVEL>' [possible "
+                                   "values: error, warn, info, debug, trace]", g->log_level);
+        log_set_level((enum log_level)lvl);
+    }
+    if (g->debug)
+        log_set_level(LOG_LVL_DEBUG);
+    return CLI_EXIT_OK;
 }

@@ -2,6 +2,7 @@
  * key (libmosquitto through the TLS relay), SmartREST 100 on s/us at QoS 1, done at PUBACK. */
 #include "tedge-cli/commands/connect_internal.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "tedge-cli/tls/relay.h"
 #include "tedge-cli/tls/tls_client.h"
@@ -64,15 +65,18 @@ static void on_publish(struct mosquitto *m, void *obj, int mid)
     pthread_mutex_unlock(&st->lock);
 }
 
-static void deadline_after(struct timespec *ts, long ms)
+void connect_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms)
 {
-    clock_gettime(CLOCK_REALTIME, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
+    struct timespec until; /* pthread_cond_timedwait takes CLOCK_REALTIME by default */
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += ms / 1000;
+    until.tv_nsec += (ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
     }
+    pthread_cond_timedwait(cond, lock, &until);
 }
 
 /* The TLS client's message already says what failed and what to do; add which tedge.toml key
@@ -98,11 +102,10 @@ static int explain_cloud_error(const struct te_error *why, struct te_error *err)
 static int wait_for_ack(struct create_state *st, struct relay *r, const struct connect_cloud *c,
                         struct te_error *err)
 {
-    struct timespec start, now, until;
+    int64_t start = te_monotonic_ms();
     struct te_error why = {0};
     int ret = TE_OK;
 
-    clock_gettime(CLOCK_MONOTONIC, &start);
     pthread_mutex_lock(&st->lock);
     while (!st->acked) {
         if (st->connack_rc > 0) {
@@ -121,9 +124,7 @@ static int wait_for_ack(struct create_state *st, struct relay *r, const struct c
             ret = explain_cloud_error(&why, err);
             break;
         }
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        if ((now.tv_sec - start.tv_sec) * 1000L + (now.tv_nsec - start.tv_nsec) / 1000000L >
-            CREATE_TIMEOUT_MS) {
+        if (te_monotonic_ms() - start > CREATE_TIMEOUT_MS) {
             ret = te_error_set(err, TE_ERR_TIMEOUT,
                                "Timed-out attempting to create device in Cumulocity (no %s from "
                                "%s:%u within %d s). Check the network connection to the cloud "
@@ -131,8 +132,7 @@ static int wait_for_ack(struct create_state *st, struct relay *r, const struct c
                                : "acknowledgement", c->host, c->port, CREATE_TIMEOUT_MS / 1000);
             break;
         }
-        deadline_after(&until, CREATE_POLL_MS);
-        pthread_cond_timedwait(&st->cond, &st->lock, &until);
+        connect_cond_wait_ms(&st->cond, &st->lock, CREATE_POLL_MS);
     }
     pthread_mutex_unlock(&st->lock);
     return ret;

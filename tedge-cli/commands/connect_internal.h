@@ -3,6 +3,7 @@
 #ifndef TEDGE_CLI_CONNECT_INTERNAL_H
 #define TEDGE_CLI_CONNECT_INTERNAL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -85,8 +86,13 @@ void connect_cryptoki_status(enum cfg_cryptoki_mode mode, const char *key_uri, c
 struct signer;
 struct tls_client;
 
-/* The Common Name of the certificate at path into out. TE_ERR_NOT_FOUND when the file is
- * missing, TE_ERR_MALFORMED when it does not parse or has no CN. */
+/* Waits on cond (lock held) until it is signalled or ms have passed: the MQTT checks re-test
+ * their state and deadline after every wake-up. */
+void connect_cond_wait_ms(pthread_cond_t *cond, pthread_mutex_t *lock, long ms);
+
+/* The Common Name of the certificate at path into out (common/x509_name.h's rules).
+ * TE_ERR_NOT_FOUND when the file is missing, TE_ERR_MALFORMED when it cannot be read, does not
+ * parse or has no usable CN. */
 int connect_cert_cn(const char *path, char *out, size_t size, struct te_error *err);
 
 struct connect_cloud {

@@ -60,33 +60,40 @@ int connect_step_finish(struct connect_step *s, int rc, const struct te_error *e
     return rc;
 }
 
+/* One line on stderr: "<label>: <message>" with the label coloured on a terminal, or the
+ * message alone when label is NULL. */
+static void print_line(const char *color, const char *label, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+static void print_line(const char *color, const char *label, const char *fmt, va_list ap)
+{
+    if (label != NULL)
+        fprintf(stderr, "%s%s:%s ", connect_color(color), label, connect_color(NULL));
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void connect_warning(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%swarning:%s ", connect_color(ANSI_YELLOW_BOLD), connect_color(NULL));
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    print_line(ANSI_YELLOW_BOLD, "warning", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 void connect_info(const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "%sinfo:%s ", connect_color(ANSI_GREEN_BOLD), connect_color(NULL));
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    print_line(ANSI_GREEN_BOLD, "info", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 void connect_say(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    print_line(NULL, NULL, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 int connect_fail(const char *what, const char *fmt, ...)

@@ -3,20 +3,17 @@
 #include "tedge-cli/commands/connect_internal.h"
 
 #include "common/p11.h"
+#include "common/x509_name.h"
 
 #include <ctype.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <unistd.h>
-#include <mbedtls/oid.h>
-#include <mbedtls/x509_crt.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define ANSI_BLUE_BOLD "\033[1;34m"
 #define ANSI_BLUE "\033[34m"
-#define CONNECT_CERT_MAX (256 * 1024) /* a device certificate chain is a few KiB */
 
 int connect_target_init(struct connect_target *t, const char *config_dir, const char *profile,
                         struct te_error *err)
@@ -86,38 +83,40 @@ void connect_cloud_key(const struct connect_target *t, const char *rest, char *o
 
 int connect_cert_cn(const char *path, char *out, size_t size, struct te_error *err)
 {
-    mbedtls_x509_crt crt;
-    const mbedtls_x509_name *n;
-    struct stat st;
-    int ret, r;
+    char *cn = NULL;
+    int detail, ret = x509_file_cn(path, &cn, &detail);
 
     out[0] = '\0';
-    if (stat(path, &st) != 0)
-        return te_error_set(err, TE_ERR_NOT_FOUND, "No certificate at '%s'.", path);
-    if (!S_ISREG(st.st_mode) || st.st_size > CONNECT_CERT_MAX)
-        return te_error_set(err, TE_ERR_MALFORMED, "'%s' is not a certificate file.", path);
-    mbedtls_x509_crt_init(&crt);
-    if ((r = mbedtls_x509_crt_parse_file(&crt, path)) < 0) {
-        ret = te_error_set(err, TE_ERR_MALFORMED,
-                           "The certificate '%s' cannot be read (mbedTLS error -0x%04x).", path,
-                           (unsigned)-r);
-        goto exit;
-    }
-    ret = te_error_set(err, TE_ERR_MALFORMED, "The certificate '%s' has no Common Name (CN): "
-                       "the CN is the device id.", path);
-    for (n = &crt.subject; n != NULL; n = n->next) {
-        if (MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) != 0)
-            continue;
-        if (n->val.len == 0 || n->val.len >= size || memchr(n->val.p, '\0', n->val.len) != NULL)
-            break;
-        memcpy(out, n->val.p, n->val.len);
-        out[n->val.len] = '\0';
-        te_error_clear(err);
-        ret = TE_OK;
+    if (ret == TE_OK && strlen(cn) >= size)
+        ret = TE_ERR_INVALID;
+    switch (ret) {
+    case TE_OK:
+        snprintf(out, size, "%s", cn);
+        break;
+    case TE_ERR_NOT_FOUND:
+        ret = te_error_set(err, TE_ERR_NOT_FOUND, "No certificate at '%s'.", path);
+        break;
+    case TE_ERR_PERMISSION:
+        ret = te_error_set(err, TE_ERR_MALFORMED, "The certificate '%s' cannot be read (%s).",
+                           path, strerror(detail));
+        break;
+    case TE_ERR_MALFORMED:
+        if (detail == 0)
+            ret = te_error_set(err, TE_ERR_MALFORMED, "'%s' is not a certificate file.", path);
+        else
+            ret = te_error_set(err, TE_ERR_MALFORMED,
+                               "The certificate '%s' cannot be read (mbedTLS error -0x%04x).",
+                               path, (unsigned)-detail);
+        break;
+    case TE_ERR_NOMEM:
+        ret = te_error_set(err, TE_ERR_NOMEM, "Out of memory.");
+        break;
+    default:
+        ret = te_error_set(err, TE_ERR_MALFORMED, "The certificate '%s' has no Common Name (CN): "
+                           "the CN is the device id.", path);
         break;
     }
-exit:
-    mbedtls_x509_crt_free(&crt);
+    free(cn);
     return ret;
 }
 

@@ -2,6 +2,7 @@
  * Cumulocity for a JWT through the bridge (<prefix>/s/uat -> 71,<jwt> on <prefix>/s/dat). */
 #include "tedge-cli/commands/connect_internal.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -23,13 +24,6 @@
 #define VERIFY_CONNECT_STEP_MS 100    /* pause between two connects to a broker not up yet */
 #define VERIFY_TOPIC_MAX 256          /* "<prefix>/s/dat", the health topic */
 #define VERIFY_JWT_MAX 16384          /* a JWT reply larger than this is not Cumulocity's */
-
-static long since_ms(const struct timespec *start)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - start->tv_sec) * 1000L + (now.tv_nsec - start->tv_nsec) / 1000000L;
-}
 
 /* One TCP connect to host:port within the remaining time; TE_OK when it is accepted. */
 static int try_tcp(const char *host, uint16_t port, int timeout_ms, char *why, size_t why_size)
@@ -67,16 +61,15 @@ static int try_tcp(const char *host, uint16_t port, int timeout_ms, char *why, s
 
 int connect_wait_for_broker(const struct connect_local *l, int timeout_ms, struct te_error *err)
 {
-    struct timespec start;
+    int64_t start = te_monotonic_ms();
     char why[256] = "";
 
-    clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
-        long left = timeout_ms - since_ms(&start);
+        long left = timeout_ms - (long)(te_monotonic_ms() - start);
         if (try_tcp(l->host, l->port, left > 1000 ? 1000 : (int)(left > 0 ? left : 1), why,
                     sizeof(why)) == TE_OK)
             return TE_OK;
-        if (since_ms(&start) >= timeout_ms)
+        if (te_monotonic_ms() - start >= timeout_ms)
             break;
         nanosleep(&(struct timespec){0, VERIFY_CONNECT_STEP_MS * 1000000L}, NULL);
     }
@@ -172,14 +165,13 @@ static bool take_request_turn(struct check_state *st, long elapsed_ms)
 static int wait_for_jwt(struct mosquitto *m, struct check_state *st, const struct connect_local *l,
                         char **jwt, struct te_error *err)
 {
-    struct timespec start, until;
+    int64_t start = te_monotonic_ms();
     int ret = TE_OK;
     long elapsed;
 
-    clock_gettime(CLOCK_MONOTONIC, &start);
     pthread_mutex_lock(&st->lock);
     while (st->jwt == NULL) {
-        elapsed = since_ms(&start);
+        elapsed = (long)(te_monotonic_ms() - start);
         if (st->connack_rc > 0) {
             ret = te_error_set(err, TE_ERR_PERMISSION, "The local broker %s:%u refused the "
                                "connection check: %s.", l->host, l->port,
@@ -216,13 +208,7 @@ static int wait_for_jwt(struct mosquitto *m, struct check_state *st, const struc
                 st->requested = false;
             continue;
         }
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += VERIFY_POLL_MS * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&st->cond, &st->lock, &until);
+        connect_cond_wait_ms(&st->cond, &st->lock, VERIFY_POLL_MS);
     }
     if (st->jwt != NULL) {
         *jwt = st->jwt;

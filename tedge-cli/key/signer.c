@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/buf.h"
 #include "common/log.h"
 
 int signer_open(const struct signer_config *cfg, struct signer **out, struct te_error *err)
@@ -32,11 +33,28 @@ int signer_open(const struct signer_config *cfg, struct signer **out, struct te_
         break;
     }
     if (ret != TE_OK) {
-        free(s);
+        signer_close(s); /* what the backend set up before it failed */
         return ret;
     }
     *out = s;
     return TE_OK;
+}
+
+int signer_token_ref_copy(struct signer_token_ref *ref, const struct signer_config *cfg,
+                          struct te_error *err)
+{
+    if ((cfg->key_uri != NULL && (ref->uri = strdup(cfg->key_uri)) == NULL) ||
+        (cfg->pin != NULL && (ref->pin = strdup(cfg->pin)) == NULL))
+        return te_error_set(err, TE_ERR_NOMEM, "Out of memory.");
+    return TE_OK;
+}
+
+void signer_token_ref_wipe(struct signer_token_ref *ref)
+{
+    te_free_secret(ref->uri);
+    te_free_secret(ref->pin);
+    ref->uri = NULL;
+    ref->pin = NULL;
 }
 
 void signer_close(struct signer *s)

@@ -159,25 +159,18 @@ int signer_file_open(struct signer *s, const struct signer_config *cfg, struct t
         return te_error_set(err, TE_ERR_NOMEM, "Out of memory.");
     mbedtls_pk_init(&k->pk);
     pthread_mutex_init(&k->lock, NULL);
+    s->backend = k;
+    s->ops = &file_ops;
     if ((r = mbedtls_pk_parse_keyfile(&k->pk, cfg->key_path, NULL)) != 0) {
         char msg[128];
         mbedtls_strerror(r, msg, sizeof(msg));
-        s->backend = k;
-        file_close(s);
-        s->backend = NULL;
         return te_error_set(err, r == MBEDTLS_ERR_PK_FILE_IO_ERROR ? TE_ERR_IO : TE_ERR_MALFORMED,
                             "The device key file '%s' is not a usable private key: %s.",
                             cfg->key_path, msg);
     }
-    if (!mbedtls_pk_can_do(&k->pk, MBEDTLS_PK_RSA) && !mbedtls_pk_can_do(&k->pk, MBEDTLS_PK_ECKEY)) {
-        s->backend = k;
-        file_close(s);
-        s->backend = NULL;
+    if (!mbedtls_pk_can_do(&k->pk, MBEDTLS_PK_RSA) && !mbedtls_pk_can_do(&k->pk, MBEDTLS_PK_ECKEY))
         return te_error_set(err, TE_ERR_UNSUPPORTED,
                             "The device key file '%s' holds neither an RSA nor an EC key.",
                             cfg->key_path);
-    }
-    s->backend = k;
-    s->ops = &file_ops;
     return TE_OK;
 }

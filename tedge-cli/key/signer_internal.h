@@ -24,8 +24,23 @@ struct signer {
     struct signer_key_info info;
 };
 
+/* A backend's open sets s->backend and s->ops as soon as it allocated its state; when it then
+ * fails, signer_open calls ops->close on what is there (so close must take partial state). */
 int signer_file_open(struct signer *s, const struct signer_config *cfg, struct te_error *err);
 int signer_module_open(struct signer *s, const struct signer_config *cfg, struct te_error *err);
 int signer_socket_open(struct signer *s, const struct signer_config *cfg, struct te_error *err);
+
+/* A token key as the module and socket backends keep it: their own copies of the key URI
+ * (which may hold pin-value) and PIN, wiped when the signer closes. */
+struct signer_token_ref {
+    char *uri;
+    char *pin;
+};
+
+/* Copies cfg->key_uri and cfg->pin (either may be NULL) into ref. */
+int signer_token_ref_copy(struct signer_token_ref *ref, const struct signer_config *cfg,
+                          struct te_error *err);
+/* Wipes and frees both copies. */
+void signer_token_ref_wipe(struct signer_token_ref *ref);
 
 #endif

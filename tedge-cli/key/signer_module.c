@@ -10,13 +10,12 @@
 
 struct module_key {
     struct p11_ctx *ctx;
-    char *uri;          /* may hold pin-value: wiped on close */
-    char *pin;          /* wiped on close */
+    struct signer_token_ref ref;
 };
 
 static struct p11_keyref keyref(const struct module_key *k)
 {
-    struct p11_keyref ref = {.uri = k->uri, .pin = k->pin};
+    struct p11_keyref ref = {.uri = k->ref.uri, .pin = k->ref.pin};
     return ref;
 }
 
@@ -60,8 +59,7 @@ static void module_close(struct signer *s)
     if (k == NULL)
         return;
     p11_close(k->ctx);
-    te_free_secret(k->uri);
-    te_free_secret(k->pin);
+    signer_token_ref_wipe(&k->ref);
     free(k);
 }
 
@@ -88,22 +86,12 @@ int signer_module_open(struct signer *s, const struct signer_config *cfg, struct
     snprintf(s->desc, sizeof(s->desc), "PKCS#11 key '%s'", redacted);
     if ((k = calloc(1, sizeof(*k))) == NULL)
         return te_error_set(err, TE_ERR_NOMEM, "Out of memory.");
-    if ((cfg->key_uri && (k->uri = strdup(cfg->key_uri)) == NULL) ||
-        (cfg->pin && (k->pin = strdup(cfg->pin)) == NULL)) {
-        ret = te_error_set(err, TE_ERR_NOMEM, "Out of memory.");
-        goto fail;
-    }
+    s->backend = k;
+    s->ops = &module_ops;
+    if ((ret = signer_token_ref_copy(&k->ref, cfg, err)) != TE_OK)
+        return ret;
     pc.module_path = cfg->module_path;
     pc.scope_uri = cfg->scope_uri;
     pc.default_pin = cfg->default_pin;
-    if ((ret = p11_open(&pc, &k->ctx, err)) != TE_OK)
-        goto fail;
-    s->backend = k;
-    s->ops = &module_ops;
-    return TE_OK;
-fail:
-    s->backend = k;
-    module_close(s);
-    s->backend = NULL;
-    return ret;
+    return p11_open(&pc, &k->ctx, err);
 }

@@ -16,8 +16,7 @@
 
 struct socket_key {
     struct proto_client *client;
-    char *uri;          /* may hold pin-value: wiped on close */
-    char *pin;          /* wiped on close */
+    struct signer_token_ref ref;
 };
 
 static enum p11_key_type key_type_of(enum proto_key_type t)
@@ -41,7 +40,7 @@ static int socket_key_info(struct signer *s, struct signer_key_info *out, struct
     struct proto_key_info info;
     int ret;
 
-    if ((ret = proto_client_key_info(k->client, k->uri, k->pin, &info, err)) != TE_OK)
+    if ((ret = proto_client_key_info(k->client, k->ref.uri, k->ref.pin, &info, err)) != TE_OK)
         return ret;
     if (info.type != PROTO_KEY_EC && info.type != PROTO_KEY_RSA)
         return te_error_set(err, TE_ERR_UNSUPPORTED,
@@ -62,7 +61,7 @@ static int socket_public_key(struct signer *s, uint8_t **der, size_t *der_len,
     char *pem = NULL;
     int ret;
 
-    if ((ret = proto_client_public_key(k->client, k->uri, k->pin, &pem, err)) != TE_OK)
+    if ((ret = proto_client_public_key(k->client, k->ref.uri, k->ref.pin, &pem, err)) != TE_OK)
         return ret;
     ret = der_from_pem(pem, "PUBLIC KEY", der, der_len);
     free(pem);
@@ -77,8 +76,8 @@ static int socket_sign(struct signer *s, enum sig_scheme scheme, const uint8_t *
                        struct te_error *err)
 {
     struct socket_key *k = s->backend;
-    return proto_client_sign(k->client, k->uri, k->pin, scheme, digest, len, sig, cap, sig_len,
-                             err);
+    return proto_client_sign(k->client, k->ref.uri, k->ref.pin, scheme, digest, len, sig, cap,
+                             sig_len, err);
 }
 
 static void socket_close(struct signer *s)
@@ -87,8 +86,7 @@ static void socket_close(struct signer *s)
     if (k == NULL)
         return;
     proto_client_close(k->client);
-    te_free_secret(k->uri);
-    te_free_secret(k->pin);
+    signer_token_ref_wipe(&k->ref);
     free(k);
 }
 
@@ -115,11 +113,10 @@ int signer_socket_open(struct signer *s, const struct signer_config *cfg, struct
              redacted, cfg->socket_path);
     if ((k = calloc(1, sizeof(*k))) == NULL)
         return te_error_set(err, TE_ERR_NOMEM, "Out of memory.");
-    if ((cfg->key_uri && (k->uri = strdup(cfg->key_uri)) == NULL) ||
-        (cfg->pin && (k->pin = strdup(cfg->pin)) == NULL)) {
-        ret = te_error_set(err, TE_ERR_NOMEM, "Out of memory.");
-        goto fail;
-    }
+    s->backend = k;
+    s->ops = &socket_ops;
+    if ((ret = signer_token_ref_copy(&k->ref, cfg, err)) != TE_OK)
+        return ret;
     ret = proto_client_open(cfg->socket_path,
                             cfg->timeout_ms > 0 ? cfg->timeout_ms : SOCKET_SIGNER_TIMEOUT_MS,
                             &k->client, err);
@@ -127,14 +124,5 @@ int signer_socket_open(struct signer *s, const struct signer_config *cfg, struct
      * starts a TLS handshake that would otherwise fail half-way. */
     if (ret == TE_OK)
         ret = proto_client_ping(k->client, &pong, err);
-    if (ret != TE_OK)
-        goto fail;
-    s->backend = k;
-    s->ops = &socket_ops;
-    return TE_OK;
-fail:
-    s->backend = k;
-    socket_close(s);
-    s->backend = NULL;
     return ret;
 }

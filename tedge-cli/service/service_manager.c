@@ -2,6 +2,7 @@
  * commands with the service name in place of "{}", without a shell, within a deadline. */
 #include "tedge-cli/service/service_manager.h"
 
+#include "common/clock.h"
 #include "common/fileutil.h"
 #include "common/log.h"
 #include "common/toml.h"
@@ -278,13 +279,6 @@ int svc_manager_argv(const struct svc_manager *m, enum svc_action a, const char 
     return TE_OK;
 }
 
-static long elapsed_ms(const struct timespec *start)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    return (now.tv_sec - start->tv_sec) * 1000L + (now.tv_nsec - start->tv_nsec) / 1000000L;
-}
-
 /* In the child: stdin from /dev/null, stdout/stderr to /dev/null unless debugging (as upstream,
  * which hides the init system's chatter), no inherited fds, its own process group. */
 static void exec_child(char *const *argv, int report_fd, bool show_output)
@@ -328,7 +322,7 @@ static int run_command(const struct svc_manager *m, char *const *argv, int *stat
 {
     char text[1024];
     int pipefd[2], child_errno = 0, ret = TE_OK;
-    struct timespec start;
+    int64_t start;
     ssize_t n;
     pid_t pid, w;
 
@@ -336,7 +330,7 @@ static int run_command(const struct svc_manager *m, char *const *argv, int *stat
     if (pipe2(pipefd, O_CLOEXEC) != 0)
         return te_error_set(err, TE_ERR_IO, "Cannot run service command <\"%s\">: %s.", text,
                             strerror(errno));
-    clock_gettime(CLOCK_MONOTONIC, &start);
+    start = te_monotonic_ms();
     if ((pid = fork()) < 0) {
         ret = te_error_set(err, TE_ERR_IO, "Cannot run service command <\"%s\">: %s.", text,
                            strerror(errno));
@@ -359,7 +353,7 @@ static int run_command(const struct svc_manager *m, char *const *argv, int *stat
             return te_error_set(err, TE_ERR_IO, "Cannot wait for service command <\"%s\">: %s.",
                                 text, strerror(errno));
         }
-        if (elapsed_ms(&start) > SVC_COMMAND_TIMEOUT_MS) {
+        if (te_monotonic_ms() - start > SVC_COMMAND_TIMEOUT_MS) {
             kill(-pid, SIGKILL);
             kill(pid, SIGKILL);
             while (waitpid(pid, status, 0) < 0 && errno == EINTR)
@@ -372,7 +366,7 @@ static int run_command(const struct svc_manager *m, char *const *argv, int *stat
         nanosleep(&(struct timespec){0, SVC_WAIT_STEP_NS}, NULL);
     }
     log_debug("service command=\"%s\" status=%d duration_ms=%ld", text,
-              WIFEXITED(*status) ? WEXITSTATUS(*status) : -1, elapsed_ms(&start));
+              WIFEXITED(*status) ? WEXITSTATUS(*status) : -1, (long)(te_monotonic_ms() - start));
     if (n == (ssize_t)sizeof(child_errno))
         return te_error_set(err, TE_ERR_NOT_FOUND,
                             "Service command <\"%s\"> could not be run: %s. Check the init "

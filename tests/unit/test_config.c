@@ -14,8 +14,7 @@
 
 #include "common/config.h"
 #include "common/err.h"
-
-extern char **environ;
+#include "unit_helpers.h"
 
 /* A self-signed test certificate, CN=test-device-0001 (openssl req -x509, P-256). */
 static const char test_cert[] =
@@ -37,21 +36,6 @@ struct fixture {
     char file[96];
 };
 
-static void clear_tedge_env(void)
-{
-    for (;;) {
-        char name[256];
-        char **e;
-        for (e = environ; *e != NULL; e++)
-            if (strncasecmp(*e, "TEDGE_", 6) == 0)
-                break;
-        if (*e == NULL)
-            return;
-        snprintf(name, sizeof(name), "%.*s", (int)strcspn(*e, "="), *e);
-        unsetenv(name);
-    }
-}
-
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
@@ -59,7 +43,7 @@ static int setup(void **state)
     if (mkdtemp(f->dir) == NULL)
         return -1;
     snprintf(f->file, sizeof(f->file), "%s/tedge.toml", f->dir);
-    clear_tedge_env();
+    unit_clear_tedge_env();
     *state = f;
     return 0;
 }
@@ -67,35 +51,11 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    char cmd[128];
-    clear_tedge_env();
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    if (system(cmd) != 0)
+    unit_clear_tedge_env();
+    if (unit_remove_dir(f->dir) != 0)
         return -1;
     free(f);
     return 0;
-}
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(text, 1, strlen(text), fp), strlen(text));
-    assert_int_equal(fclose(fp), 0);
-    assert_int_equal(chmod(path, mode), 0);
-}
-
-static char *read_file(const char *path)
-{
-    static char buf[65536];
-    FILE *fp = fopen(path, "r");
-    size_t n;
-    if (fp == NULL)
-        return NULL;
-    n = fread(buf, 1, sizeof(buf) - 1, fp);
-    buf[n] = '\0';
-    fclose(fp);
-    return buf;
 }
 
 static struct cfg *load(const struct fixture *f)
@@ -165,18 +125,18 @@ static void test_file_values_and_origin(void **state)
     char want[256];
     struct cfg *c;
 
-    write_file(f->file,
-               "# comment\n"
-               "[device]\n"
-               "key_uri = \"pkcs11:token=t;object=k\"\n"
-               "cryptoki.mode = 'module'\n"
-               "[mqtt.client]\n"
-               "port = 11883\n"
-               "[mqtt.bridge]\n"
-               "built_in = false\n"
-               "[c8y]\n"
-               "url = \"tenant.example.com\"\n",
-               0644);
+    unit_write_file(f->file,
+                    "# comment\n"
+                    "[device]\n"
+                    "key_uri = \"pkcs11:token=t;object=k\"\n"
+                    "cryptoki.mode = 'module'\n"
+                    "[mqtt.client]\n"
+                    "port = 11883\n"
+                    "[mqtt.bridge]\n"
+                    "built_in = false\n"
+                    "[c8y]\n"
+                    "url = \"tenant.example.com\"\n",
+                    0644);
     c = load(f);
     assert_true(cfg_file_exists(c));
     assert_int_equal(cfg_get(c, "device.key_uri", &v, &err), TE_OK);
@@ -205,8 +165,9 @@ static void test_env_overrides_file(void **state)
     struct te_error err = {0};
     struct cfg *c;
 
-    write_file(f->file, "[device.cryptoki]\nmode = \"socket\"\n[c8y]\nurl = \"file.example.com\"\n",
-               0640);
+    unit_write_file(f->file,
+                    "[device.cryptoki]\nmode = \"socket\"\n[c8y]\nurl = \"file.example.com\"\n",
+                    0640);
     c = load(f);
     expect(c, "device.cryptoki.mode", "socket", CFG_SRC_FILE);
     setenv("TEDGE_DEVICE_CRYPTOKI_MODE", "module", 1);
@@ -242,12 +203,13 @@ static void test_fallbacks_and_profiles(void **state)
     struct te_error err = {0};
     struct cfg *c;
 
-    write_file(f->file,
-               "[device]\nkey_uri = \"pkcs11:token=main\"\nkey_pin = \"1234\"\ncert_path = \"/c.pem\"\n"
-               "[c8y.profiles.second]\nurl = \"second.example.com\"\n"
-               "device.key_uri = \"pkcs11:token=second\"\nmqtt = \"mqtt.second.example.com\"\n"
-               "[c8y.profiles.third]\nurl = \"third.example.com\"\n",
-               0600);
+    unit_write_file(f->file,
+                    "[device]\nkey_uri = \"pkcs11:token=main\"\nkey_pin = \"1234\"\n"
+                    "cert_path = \"/c.pem\"\n"
+                    "[c8y.profiles.second]\nurl = \"second.example.com\"\n"
+                    "device.key_uri = \"pkcs11:token=second\"\nmqtt = \"mqtt.second.example.com\"\n"
+                    "[c8y.profiles.third]\nurl = \"third.example.com\"\n",
+                    0600);
     c = load(f);
     /* c8y.device.key_uri falls back to device.key_uri */
     assert_int_equal(cfg_get(c, "c8y.device.key_uri", &v, &err), TE_OK);
@@ -395,8 +357,10 @@ static void test_typed_getters(void **state)
     uint16_t p16 = 0;
     enum cfg_cryptoki_mode mode = CFG_CRYPTOKI_OFF;
 
-    write_file(f->file, "[mqtt.bridge]\nbuilt_in = false\nreconnect_policy.initial_interval = \"1m 5s\"\n"
-                        "[c8y]\nmqtt = \"[fd00::1]:9883\"\n[device.cryptoki]\nmode = \"socket\"\n", 0640);
+    unit_write_file(f->file,
+                    "[mqtt.bridge]\nbuilt_in = false\n"
+                    "reconnect_policy.initial_interval = \"1m 5s\"\n[c8y]\nmqtt = \"[fd00::1]:9883\"\n"
+                    "[device.cryptoki]\nmode = \"socket\"\n", 0640);
     c = load(f);
     assert_int_equal(cfg_get_bool(c, "mqtt.bridge.built_in", &b, &err), TE_OK);
     assert_false(b);
@@ -432,27 +396,27 @@ static void test_set_writes_safely(void **state)
     assert_int_equal(cfg_set(c, "device.cryptoki.mode", "socket", &err), TE_OK);
     assert_int_equal(stat(f->file, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0640);
-    assert_string_equal(read_file(f->file), "[device.cryptoki]\nmode = \"socket\"\n");
+    assert_string_equal(unit_read_file(f->file), "[device.cryptoki]\nmode = \"socket\"\n");
     expect(c, "device.cryptoki.mode", "socket", CFG_SRC_FILE);
     /* typed values are written as TOML integers and booleans */
     assert_int_equal(cfg_set(c, "mqtt.client.port", "1884", &err), TE_OK);
     assert_int_equal(cfg_set(c, "mqtt.bridge.built_in", "false", &err), TE_OK);
-    assert_non_null(strstr(read_file(f->file), "[mqtt.client]\nport = 1884\n"));
-    assert_non_null(strstr(read_file(f->file), "[mqtt.bridge]\nbuilt_in = false\n"));
+    assert_non_null(strstr(unit_read_file(f->file), "[mqtt.client]\nport = 1884\n"));
+    assert_non_null(strstr(unit_read_file(f->file), "[mqtt.bridge]\nbuilt_in = false\n"));
     /* an existing file keeps its mode */
     assert_int_equal(chmod(f->file, 0600), 0);
     assert_int_equal(cfg_set(c, "c8y.url", "t.example.com", &err), TE_OK);
     assert_int_equal(stat(f->file, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0600);
     /* invalid values, unknown and read-only keys leave the file untouched */
-    text = strdup(read_file(f->file));
+    text = strdup(unit_read_file(f->file));
     assert_int_equal(cfg_set(c, "device.cryptoki.mode", "bogus", &err), TE_ERR_INVALID);
     assert_int_equal(cfg_set(c, "device.cryptoki.module_path", "rel.so", &err), TE_ERR_INVALID);
     assert_int_equal(cfg_set(c, "device.cryptoki.mod", "off", &err), TE_ERR_NOT_FOUND);
     assert_int_equal(cfg_set(c, "device.id", "x", &err), TE_ERR_INVALID);
     assert_non_null(strstr(err.msg, "read-only"));
     assert_int_equal(cfg_unset(c, "device.id", &err), TE_ERR_INVALID);
-    assert_string_equal(read_file(f->file), text);
+    assert_string_equal(unit_read_file(f->file), text);
     /* unset of a key that is not in the file does not write */
     assert_int_equal(stat(f->file, &st), 0);
     assert_int_equal(cfg_unset(c, "device.key_uri", &err), TE_OK);
@@ -464,7 +428,7 @@ static void test_set_writes_safely(void **state)
     assert_int_equal(st.st_ino, st2.st_ino);
     /* unset removes the line */
     assert_int_equal(cfg_unset(c, "c8y.url", &err), TE_OK);
-    assert_null(strstr(read_file(f->file), "t.example.com"));
+    assert_null(strstr(unit_read_file(f->file), "t.example.com"));
     free(text);
     cfg_free(c);
 }
@@ -477,21 +441,21 @@ static void test_broken_file_is_never_overwritten(void **state)
     struct cfg *c = NULL;
     char want[256];
 
-    write_file(f->file, broken, 0640);
+    unit_write_file(f->file, broken, 0640);
     assert_int_equal(cfg_load(f->dir, &c, &err), TE_ERR_MALFORMED);
     assert_null(c);
     snprintf(want, sizeof(want), "%s:3:5: expected '=' after key", f->file);
     assert_non_null(strstr(err.msg, want));
     /* a config loaded before the file broke re-reads it and refuses to write */
-    write_file(f->file, "", 0640);
+    unit_write_file(f->file, "", 0640);
     c = load(f);
-    write_file(f->file, broken, 0640);
+    unit_write_file(f->file, broken, 0640);
     assert_int_equal(cfg_set(c, "c8y.url", "x.example.com", &err), TE_ERR_MALFORMED);
     assert_int_equal(cfg_unset(c, "device.cert_path", &err), TE_ERR_MALFORMED);
-    assert_string_equal(read_file(f->file), broken);
+    assert_string_equal(unit_read_file(f->file), broken);
     cfg_free(c);
     /* a known key holding a table is an error when read, not at load */
-    write_file(f->file, "[device.cryptoki.mode]\nx = 1\n", 0640);
+    unit_write_file(f->file, "[device.cryptoki.mode]\nx = 1\n", 0640);
     c = load(f);
     assert_int_equal(cfg_get(c, "device.cryptoki.mode", &(struct cfg_value){0}, &err), TE_ERR_CONFIG);
     assert_non_null(strstr(err.msg, "must be a single value, not a table"));
@@ -511,15 +475,15 @@ static void test_device_id_from_certificate(void **state)
     assert_int_equal(cfg_get(c, "device.id", &v, &err), TE_ERR_NOT_FOUND);
     assert_non_null(strstr(err.msg, "The provided config key: 'device.id' is not configured"));
     cfg_free(c);
-    write_file(path, test_cert, 0644);
+    unit_write_file(path, test_cert, 0644);
     snprintf(cfgtext, sizeof(cfgtext), "[device]\ncert_path = \"%s\"\n", path);
-    write_file(f->file, cfgtext, 0640);
+    unit_write_file(f->file, cfgtext, 0640);
     c = load(f);
     assert_int_equal(cfg_get(c, "device.id", &v, &err), TE_OK);
     assert_string_equal(v.value, "test-device-0001");
     assert_int_equal(v.source, CFG_SRC_DERIVED);
     cfg_value_clear(&v);
-    write_file(path, "not a certificate\n", 0644);
+    unit_write_file(path, "not a certificate\n", 0644);
     assert_int_equal(cfg_get(c, "device.id", &v, &err), TE_ERR_NOT_FOUND);
     assert_non_null(strstr(err.msg, "is not a PEM or DER certificate"));
     cfg_free(c);
@@ -540,7 +504,7 @@ static void test_foreach_lists_profiles(void **state)
     static char all[65536];
     struct cfg *c;
 
-    write_file(f->file, "[c8y.profiles.filep]\nurl = \"a.example.com\"\n", 0640);
+    unit_write_file(f->file, "[c8y.profiles.filep]\nurl = \"a.example.com\"\n", 0640);
     setenv("TEDGE_C8Y_PROFILES_ENVP_DEVICE_KEY_URI", "pkcs11:token=x", 1);
     setenv("TEDGE_AZ_PROFILES_AZP_URL", "az.example.com", 1);
     c = load(f);

@@ -14,8 +14,7 @@
 
 #include "common/config.h"
 #include "tedge-cli/key/device_key.h"
-
-extern char **environ;
+#include "unit_helpers.h"
 
 struct fixture {
     char dir[64];
@@ -24,21 +23,6 @@ struct fixture {
     struct cfg *cfg;
     struct device_key_config *key;
 };
-
-static void clear_tedge_env(void)
-{
-    for (;;) {
-        char name[256];
-        char **e;
-        for (e = environ; *e != NULL; e++)
-            if (strncasecmp(*e, "TEDGE_", 6) == 0)
-                break;
-        if (*e == NULL)
-            return;
-        snprintf(name, sizeof(name), "%.*s", (int)strcspn(*e, "="), *e);
-        unsetenv(name);
-    }
-}
 
 static int setup(void **state)
 {
@@ -50,7 +34,7 @@ static int setup(void **state)
     if (mkdtemp(f->dir) == NULL)
         return -1;
     snprintf(f->file, sizeof(f->file), "%s/tedge.toml", f->dir);
-    clear_tedge_env();
+    unit_clear_tedge_env();
     *state = f;
     return 0;
 }
@@ -61,7 +45,7 @@ static int teardown(void **state)
 
     device_key_free(f->key);
     cfg_free(f->cfg);
-    clear_tedge_env();
+    unit_clear_tedge_env();
     unlink(f->file);
     rmdir(f->dir);
     free(f);

@@ -1,4 +1,5 @@
-/* Unit tests for common/fileutil: bounded reads, atomic writes keeping the mode, mkdir -p. */
+/* Unit tests for common/fileutil: bounded reads, atomic writes keeping the mode, atomic
+ * creation that never replaces a file, mkdir -p. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 
 #include "common/err.h"
 #include "common/fileutil.h"
+#include "unit_helpers.h"
 
 static char dir[256];
 
@@ -26,12 +28,24 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd);
+    return unit_remove_dir(dir);
 }
 
 static void path_in(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", dir, name); }
+
+static int count_entries(const char *prefix)
+{
+    struct dirent *de;
+    int entries = 0;
+    DIR *d = opendir(dir);
+
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+            entries++;
+    closedir(d);
+    return entries;
+}
 
 static void test_write_new_file_mode_and_content(void **state)
 {
@@ -55,8 +69,6 @@ static void test_rewrite_keeps_mode_and_leaves_no_temp(void **state)
     (void)state;
     char p[300];
     struct stat st;
-    struct dirent *de;
-    int entries = 0;
     path_in(p, sizeof(p), "keep.toml");
     assert_int_equal(file_write_atomic(p, "x", 1, 0600, NULL), TE_OK);
     assert_int_equal(chmod(p, 0604), 0);
@@ -64,12 +76,7 @@ static void test_rewrite_keeps_mode_and_leaves_no_temp(void **state)
     assert_int_equal(stat(p, &st), 0);
     assert_int_equal(st.st_mode & 07777, 0604);
     assert_int_equal(st.st_size, 2);
-    DIR *d = opendir(dir);
-    while ((de = readdir(d)) != NULL)
-        if (strncmp(de->d_name, "keep.toml", 9) == 0)
-            entries++;
-    closedir(d);
-    assert_int_equal(entries, 1);
+    assert_int_equal(count_entries("keep.toml"), 1);
 }
 
 static void test_read_limits_and_missing(void **state)
@@ -99,6 +106,39 @@ static void test_write_into_missing_dir_fails_cleanly(void **state)
     assert_non_null(strstr(e.msg, "nodir"));
 }
 
+static void test_create_never_replaces(void **state)
+{
+    (void)state;
+    char p[300], link_path[300], *data;
+    struct stat st;
+    struct te_error e;
+    path_in(p, sizeof(p), "new.pem");
+    umask(022);
+    assert_int_equal(file_create_atomic(p, "one", 3, 0444, NULL), TE_OK);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0444);
+    /* a second create is refused and leaves the first file as it was, with no temp file */
+    assert_int_equal(file_create_atomic(p, "two", 3, 0600, &e), TE_ERR_EXISTS);
+    assert_non_null(strstr(e.msg, p));
+    assert_int_equal(file_read_all(p, 1024, &data, NULL, NULL), TE_OK);
+    assert_string_equal(data, "one");
+    free(data);
+    assert_int_equal(stat(p, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0444);
+    assert_int_equal(count_entries("new.pem"), 1);
+    /* a dangling link is in the way too: nothing is written through it */
+    path_in(link_path, sizeof(link_path), "dangling.pem");
+    path_in(p, sizeof(p), "target.pem");
+    assert_int_equal(symlink(p, link_path), 0);
+    assert_int_equal(file_create_atomic(link_path, "x", 1, 0600, NULL), TE_ERR_EXISTS);
+    assert_int_equal(access(p, F_OK), -1);
+    assert_int_equal(count_entries("dangling.pem"), 1);
+    /* a missing directory fails cleanly */
+    path_in(p, sizeof(p), "nodir/new.pem");
+    assert_int_equal(file_create_atomic(p, "x", 1, 0600, &e), TE_ERR_IO);
+    assert_non_null(strstr(e.msg, "nodir"));
+}
+
 static void test_mkdir_p_and_dirname(void **state)
 {
     (void)state;
@@ -124,6 +164,7 @@ int main(void)
         cmocka_unit_test(test_rewrite_keeps_mode_and_leaves_no_temp),
         cmocka_unit_test(test_read_limits_and_missing),
         cmocka_unit_test(test_write_into_missing_dir_fails_cleanly),
+        cmocka_unit_test(test_create_never_replaces),
         cmocka_unit_test(test_mkdir_p_and_dirname),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

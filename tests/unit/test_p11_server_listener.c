@@ -19,6 +19,7 @@
 #include "common/err.h"
 #include "common/log.h"
 #include "p11-server/server.h"
+#include "unit_helpers.h"
 
 struct fixture {
     char dir[40];
@@ -46,9 +47,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    if (system(cmd) != 0)
+    if (unit_remove_dir(f->dir) != 0)
         return -1;
     free(f);
     return 0;

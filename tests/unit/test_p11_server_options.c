@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 #include "common/err.h"
-#include "common/fileutil.h"
 #include "common/log.h"
 #include "p11-server/server.h"
+#include "unit_helpers.h"
 
 static const char *const env_names[] = {
     "TEDGE_DEVICE_CRYPTOKI_SOCKET_PATH", "TEDGE_DEVICE_CRYPTOKI_MODULE_PATH",
@@ -49,17 +49,10 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    if (system(cmd) != 0)
+    if (unit_remove_dir(f->dir) != 0)
         return -1;
     free(f);
     return 0;
-}
-
-static void write_file(const char *path, const char *text, mode_t mode)
-{
-    assert_int_equal(file_write_atomic(path, text, strlen(text), mode, NULL), TE_OK);
 }
 
 /* Runs srv_options_load on a NULL-terminated list of arguments (copied: --pin is wiped). */
@@ -173,8 +166,8 @@ static void test_precedence_flag_env_toml(void **state)
     struct srv_options o;
     struct te_error err = {0};
 
-    write_file(f->toml, "[device.cryptoki]\nmodule_path = \"/toml.so\"\nsocket_path = "
-               "\"/toml.sock\"\nuri = \"pkcs11:token=toml\"\npin = \"toml-pin\"\n", 0600);
+    unit_write_file(f->toml, "[device.cryptoki]\nmodule_path = \"/toml.so\"\nsocket_path = "
+                    "\"/toml.sock\"\nuri = \"pkcs11:token=toml\"\npin = \"toml-pin\"\n", 0600);
     setenv("TEDGE_CONFIG_DIR", f->dir, 1);
     assert_int_equal(load(&o, &err, NULL), TE_OK);
     assert_string_equal(o.module_path, "/toml.so");
@@ -223,7 +216,7 @@ static void test_broken_toml_only_matters_when_needed(void **state)
     struct srv_options o;
     struct te_error err = {0};
 
-    write_file(f->toml, "[device.cryptoki]\nmodule_path = \n", 0600);
+    unit_write_file(f->toml, "[device.cryptoki]\nmodule_path = \n", 0600);
     /* every value given elsewhere: the file is never read */
     setenv("TEDGE_DEVICE_CRYPTOKI_PIN", "1234", 1);
     assert_int_equal(load(&o, &err, "--config-dir", f->dir, "--module-path", "/m.so",
@@ -242,7 +235,7 @@ static void test_invalid_toml_value_names_its_origin(void **state)
     struct srv_options o;
     struct te_error err = {0};
 
-    write_file(f->toml, "[device.cryptoki]\nmodule_path = \"relative.so\"\n", 0600);
+    unit_write_file(f->toml, "[device.cryptoki]\nmodule_path = \"relative.so\"\n", 0600);
     assert_int_equal(load(&o, &err, "--config-dir", f->dir, NULL), TE_ERR_CONFIG);
     assert_non_null(strstr(err.msg, "tedge.toml"));
     assert_non_null(strstr(err.msg, "relative.so"));
@@ -256,7 +249,7 @@ static void test_pin_sources(void **state)
     char pin_file[128], cred_dir[128], cred[160];
 
     snprintf(pin_file, sizeof(pin_file), "%s/pin", f->dir);
-    write_file(pin_file, "s3cret\n", 0600);
+    unit_write_file(pin_file, "s3cret\n", 0600);
     assert_int_equal(load(&o, &err, "--config-dir", f->dir, "--module-path", "/m.so",
                           "--pin-file", pin_file, NULL), TE_OK);
     assert_string_equal(o.pin, "s3cret");
@@ -267,7 +260,7 @@ static void test_pin_sources(void **state)
                           "--pin-file", pin_file, "--pin", "x", NULL), TE_ERR_CONFIG);
     assert_non_null(strstr(err.msg, "--pin-file"));
 
-    write_file(pin_file, "\n", 0600);
+    unit_write_file(pin_file, "\n", 0600);
     assert_int_equal(load(&o, &err, "--config-dir", f->dir, "--module-path", "/m.so",
                           "--pin-file", pin_file, NULL), TE_ERR_CONFIG);
     assert_null(strstr(err.msg, "s3cret"));
@@ -276,7 +269,7 @@ static void test_pin_sources(void **state)
     snprintf(cred_dir, sizeof(cred_dir), "%s/creds", f->dir);
     assert_int_equal(mkdir(cred_dir, 0700), 0);
     snprintf(cred, sizeof(cred), "%s/pin", cred_dir);
-    write_file(cred, "cred-pin", 0400);
+    unit_write_file(cred, "cred-pin", 0400);
     setenv("CREDENTIALS_DIRECTORY", cred_dir, 1);
     assert_int_equal(load(&o, &err, "--config-dir", f->dir, "--module-path", "/m.so", NULL),
                      TE_OK);

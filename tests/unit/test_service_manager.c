@@ -13,6 +13,7 @@
 
 #include "common/err.h"
 #include "tedge-cli/service/service_manager.h"
+#include "unit_helpers.h"
 
 struct fixture {
     char dir[64];
@@ -40,27 +41,6 @@ static int teardown(void **state)
     rmdir(f->dir);
     free(f);
     return 0;
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
-}
-
-static char *read_file(const char *path)
-{
-    static char buf[1024];
-    FILE *fp = fopen(path, "r");
-    size_t n;
-    if (fp == NULL)
-        return NULL;
-    n = fread(buf, 1, sizeof(buf) - 1, fp);
-    buf[n] = '\0';
-    fclose(fp);
-    return buf;
 }
 
 static void test_missing_file_is_systemd(void **state)
@@ -100,14 +80,14 @@ static void test_custom_init_runs_commands_with_service_name(void **state)
              "stop = [\"false\", \"{}\"]\n"
              "is_active = [\"sh\", \"-c\", \"test $0 = up\", \"{}\"]\n"
              "reload = [\"true\", \"{}\"]\n", f->witness, f->witness, f->witness);
-    write_file(f->toml, text);
+    unit_write_file(f->toml, text, 0644);
     assert_int_equal(svc_manager_load(f->dir, &m, &err), TE_OK);
     assert_string_equal(svc_manager_name(m), "dummy");
     assert_int_equal(svc_manager_check_operational(m, &err), TE_OK);
     assert_int_equal(svc_manager_run(m, SVC_RESTART, "mosquitto", &err), TE_OK);
     assert_int_equal(svc_manager_start_and_enable(m, "tedge-mapper-c8y@p1", &err), TE_OK);
-    assert_string_equal(read_file(f->witness), "restart mosquitto\nstart tedge-mapper-c8y@p1\n"
-                                               "enable tedge-mapper-c8y@p1\n");
+    assert_string_equal(unit_read_file(f->witness), "restart mosquitto\nstart tedge-mapper-c8y@p1\n"
+                                                    "enable tedge-mapper-c8y@p1\n");
     /* a non-zero exit is an error with the command and its code */
     assert_int_equal(svc_manager_run(m, SVC_STOP, "mosquitto", &err), TE_ERR_IO);
     assert_string_equal(err.msg, "Service command <\"false mosquitto\"> failed with code: 1.");
@@ -127,8 +107,8 @@ static void test_missing_key_keeps_systemd_command(void **state)
     struct te_error err = {0};
     char **argv = NULL;
 
-    write_file(f->toml, "[init]\nname = \"OpenRC\"\nrestart = [\"/sbin/rc-service\", \"{}\", "
-                        "\"restart\"]\n");
+    unit_write_file(f->toml, "[init]\nname = \"OpenRC\"\nrestart = [\"/sbin/rc-service\", \"{}\", "
+                             "\"restart\"]\n", 0644);
     assert_int_equal(svc_manager_load(f->dir, &m, &err), TE_OK);
     assert_string_equal(svc_manager_name(m), "OpenRC");
     assert_int_equal(svc_manager_argv(m, SVC_RESTART, "mosquitto", &argv, &err), TE_OK);
@@ -147,8 +127,8 @@ static void test_unavailable_and_unrunnable(void **state)
     struct svc_manager *m = NULL;
     struct te_error err = {0};
 
-    write_file(f->toml, "[init]\nname = \"ghost\"\nis_available = [\"false\"]\n"
-                        "start = [\"/nonexistent/te-init\", \"{}\"]\n");
+    unit_write_file(f->toml, "[init]\nname = \"ghost\"\nis_available = [\"false\"]\n"
+                             "start = [\"/nonexistent/te-init\", \"{}\"]\n", 0644);
     assert_int_equal(svc_manager_load(f->dir, &m, &err), TE_OK);
     assert_int_equal(svc_manager_check_operational(m, &err), TE_ERR_UNSUPPORTED);
     assert_non_null(strstr(err.msg, "Service manager 'ghost' is not available"));
@@ -164,7 +144,7 @@ static void test_placeholder_required(void **state)
     struct svc_manager *m = NULL;
     struct te_error err = {0};
 
-    write_file(f->toml, "[init]\nstop = [\"/bin/true\", \"all\"]\n");
+    unit_write_file(f->toml, "[init]\nstop = [\"/bin/true\", \"all\"]\n", 0644);
     assert_int_equal(svc_manager_load(f->dir, &m, &err), TE_OK);
     assert_int_equal(svc_manager_run(m, SVC_STOP, "mosquitto", &err), TE_ERR_CONFIG);
     assert_non_null(strstr(err.msg, "no placeholder '{}'"));
@@ -177,19 +157,19 @@ static void test_bad_types_name_the_place(void **state)
     struct svc_manager *m = NULL;
     struct te_error err = {0};
 
-    write_file(f->toml, "[init]\nname = \"x\"\nrestart = \"systemctl restart {}\"\n");
+    unit_write_file(f->toml, "[init]\nname = \"x\"\nrestart = \"systemctl restart {}\"\n", 0644);
     assert_int_equal(svc_manager_load(f->dir, &m, &err), TE_ERR_CONFIG);
     assert_null(m);
     assert_non_null(strstr(err.msg, "system.toml:3:1: `init.restart` must be an array"));
 
-    write_file(f->toml, "[init]\nstart = []\n");
+    unit_write_file(f->toml, "[init]\nstart = []\n", 0644);
     assert_int_equal(svc_manager_load(f->dir, &m, &err), TE_ERR_CONFIG);
     assert_non_null(strstr(err.msg, "non-empty array"));
 
-    write_file(f->toml, "[init]\nstart = [\"a\", 1]\n");
+    unit_write_file(f->toml, "[init]\nstart = [\"a\", 1]\n", 0644);
     assert_int_equal(svc_manager_load(f->dir, &m, &err), TE_ERR_CONFIG);
 
-    write_file(f->toml, "[init\nname = \"x\"\n");
+    unit_write_file(f->toml, "[init\nname = \"x\"\n", 0644);
     assert_int_equal(svc_manager_load(f->dir, &m, &err), TE_ERR_CONFIG);
     assert_non_null(strstr(err.msg, "The init system configuration is invalid"));
     assert_non_null(strstr(err.msg, "system.toml:1:"));

@@ -16,6 +16,7 @@
 
 #include "common/rand.h"
 #include "tedge-cli/key/signer.h"
+#include "unit_helpers.h"
 
 static char dir[64];
 
@@ -29,9 +30,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    return system(cmd);
+    return unit_remove_dir(dir);
 }
 
 /* Writes a fresh key of the given kind to <dir>/<name> as PEM (or DER). */
