@@ -133,16 +133,53 @@ static int rename_without_replacing(const char *tmp, const char *path)
     return 0;
 }
 
-/* The one temp file + fsync + rename writer behind file_write_atomic (replace: an existing file
- * keeps its mode and owner) and file_create_atomic (never replaces: TE_ERR_EXISTS). */
-static int write_via_temp(const char *path, const void *data, size_t len, mode_t new_mode,
+/* What file_write_atomic replaces for path: path itself, or when path is a symbolic link, the
+ * file the link finally points to (so the link stays a link, as the administrator made it). A
+ * dangling link is refused rather than followed: its target may be on a file system that is not
+ * mounted, and a new file there would hide the real one. */
+static int replace_target(const char *path, char *out, size_t size, struct te_error *err)
+{
+    struct stat lst;
+    char *real;
+    int ret = TE_OK;
+
+    if (lstat(path, &lst) != 0 || !S_ISLNK(lst.st_mode)) {
+        if (snprintf(out, size, "%s", path) >= (int)size)
+            return te_error_set(err, TE_ERR_INVALID, "Path '%s' is too long.", path);
+        return TE_OK;
+    }
+    if ((real = realpath(path, NULL)) == NULL) {
+        if (errno == ENOENT)
+            return te_error_set(err, TE_ERR_NOT_FOUND,
+                                "'%s' is a symbolic link to a file that does not exist. Create "
+                                "the file it points to, or replace the link with a file.", path);
+        return te_error_set(err, TE_ERR_IO, "Cannot follow the symbolic link '%s': %s.", path,
+                            strerror(errno));
+    }
+    if (snprintf(out, size, "%s", real) >= (int)size)
+        ret = te_error_set(err, TE_ERR_INVALID, "The target of '%s' has a path that is too long.",
+                           path);
+    free(real);
+    return ret;
+}
+
+/* The one temp file + fsync + rename writer behind file_write_atomic (replace: writes through a
+ * symbolic link, and an existing file keeps its mode and owner) and file_create_atomic (never
+ * replaces: TE_ERR_EXISTS). */
+static int write_via_temp(const char *given, const void *data, size_t len, mode_t new_mode,
                           bool replace, struct te_error *err)
 {
-    char tmp[PATH_MAX], dir[PATH_MAX];
+    char tmp[PATH_MAX], dir[PATH_MAX], target[PATH_MAX];
+    const char *path = given;
     struct stat st;
     int fd = -1, dfd, ret;
     bool existed = false;
 
+    if (replace) {
+        if ((ret = replace_target(given, target, sizeof(target), err)) != TE_OK)
+            return ret;
+        path = target;
+    }
     if (snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= (int)sizeof(tmp))
         return te_error_set(err, TE_ERR_INVALID, "Path '%s' is too long.", path);
     if (replace)
@@ -224,4 +261,70 @@ int mkdir_p(const char *path, mode_t mode, struct te_error *err)
         }
     }
     return TE_OK;
+}
+
+/* file_read_secret: one answer for every failure, so that a caller reading a path named by
+ * someone else learns nothing about it (existence, type, size) from the error. */
+#define SECRET_READ_CHUNK 256 /* bytes per read(); secrets are a line or two */
+
+static int secret_unusable(struct te_error *err, const char *path, size_t max)
+{
+    return te_error_set(err, TE_ERR_INVALID,
+                        "'%s' cannot be used: it must be a readable regular file (not a symbolic "
+                        "link, FIFO or device) of at most %zu bytes.", path, max);
+}
+
+int file_read_secret(const char *path, size_t max, char **out, size_t *out_len,
+                     struct te_error *err)
+{
+    struct stat st;
+    char *data = NULL;
+    size_t len = 0;
+    int fd, ret;
+
+    *out = NULL;
+    /* O_NONBLOCK: opening a FIFO with no writer must not hang the caller; O_NOFOLLOW: the
+     * last component is not a link planted to point elsewhere. */
+    if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY)) < 0)
+        return secret_unusable(err, path, max);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 0 ||
+        (uint64_t)st.st_size > (uint64_t)max) {
+        ret = secret_unusable(err, path, max);
+        goto exit;
+    }
+    if ((data = malloc(max + 2)) == NULL) {
+        ret = te_error_set(err, TE_ERR_NOMEM, "Out of memory.");
+        goto exit;
+    }
+    /* The size was checked, but the file may grow: read at most max + 1 bytes to notice. */
+    while (len <= max) {
+        size_t want = max + 1 - len < SECRET_READ_CHUNK ? max + 1 - len : SECRET_READ_CHUNK;
+        ssize_t n = read(fd, data + len, want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            ret = secret_unusable(err, path, max);
+            goto exit;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    if (len > max) {
+        ret = secret_unusable(err, path, max);
+        goto exit;
+    }
+    data[len] = '\0';
+    *out = data;
+    data = NULL;
+    if (out_len != NULL)
+        *out_len = len;
+    ret = TE_OK;
+exit:
+    if (data != NULL) {
+        explicit_bzero(data, max + 2);
+        free(data);
+    }
+    close(fd);
+    return ret;
 }

@@ -16,7 +16,8 @@ int file_read_all(const char *path, size_t max, char **out, size_t *out_len,
 
 /* Replaces path with data atomically: writes <path>.tmp.XXXXXX in the same directory,
  * fsyncs it, renames it over path and fsyncs the directory. An existing file keeps its
- * mode (and owner when we may set it); a new file gets new_mode. */
+ * mode (and owner when we may set it); a new file gets new_mode. When path is a symlink the
+ * write goes to its final target (the link stays); a dangling link is refused. */
 int file_write_atomic(const char *path, const void *data, size_t len, mode_t new_mode,
                       struct te_error *err);
 
@@ -31,5 +32,14 @@ int mkdir_p(const char *path, mode_t mode, struct te_error *err);
 
 /* The directory part of path in out (like dirname, without modifying path). */
 void path_dirname(const char *path, char *out, size_t out_size);
+
+/* Reads a small secret (a PIN file) at a path that someone else may have named, without the
+ * risks of file_read_all: the last component must not be a symbolic link (O_NOFOLLOW), the
+ * open never blocks (O_NONBLOCK: a FIFO or device cannot hang the caller), only a regular file
+ * of at most max bytes is read. Every failure but out-of-memory is the same TE_ERR_INVALID
+ * message, which tells nothing about the path. The buffer is NUL-terminated and malloc'd:
+ * te_free_secret() it. */
+int file_read_secret(const char *path, size_t max, char **out, size_t *out_len,
+                     struct te_error *err);
 
 #endif

@@ -17,6 +17,7 @@
 #define P11_ID_MAX 64          /* CKA_ID bytes we report */
 #define P11_SIG_MAX 1024       /* RSA 4096 = 512 bytes, P-521 DER <= 141 bytes; RSA 8192 fits */
 #define P11_RELOAD_INTERVAL_S 30 /* default minimum seconds between module reloads */
+#define P11_PIN_COOLDOWN_MS 30000 /* default: after a refused PIN, no untried PIN for 30 s */
 
 struct p11_ctx;
 
@@ -27,6 +28,20 @@ struct p11_config {
     const char *default_pin;     /* optional configured PIN; copied, wiped on close */
     unsigned reload_interval_s;  /* minimum seconds between module reloads; 0 = default */
     unsigned max_sessions;       /* size of the logged-in session pool; 0 = default (8) */
+    unsigned pin_cooldown_ms;    /* after a token refused a PIN, PINs that never worked are
+                                    refused (busy) for this long; 0 = P11_PIN_COOLDOWN_MS */
+    bool requests_from_peers;    /* tedge-p11-server: requests come from other processes, so
+                                    a request URI's pin-source is refused (the daemon would
+                                    open any path for any client; only scope_uri may name a PIN
+                                    file), and a request's PIN that never worked here is held
+                                    back by the cooldown and while the token counts wrong PINs.
+                                    Off (module mode): every PIN is the operator's own
+                                    configuration and is tried once, unless the token is at its
+                                    final try (docs/pkcs11.md) */
+    const char *default_pin_name; /* how messages name default_pin ("the PIN configured for
+                                    ..."); NULL: "the configured PIN (device.cryptoki.pin)".
+                                    When set, a refusal of that PIN is also logged as an
+                                    error: a service's operator reads the log, not the reply */
 };
 
 /* Loads and initializes the module (OS locking). Tokens and keys are looked up lazily, so a
@@ -38,7 +53,9 @@ int p11_open(const struct p11_config *cfg, struct p11_ctx **out, struct te_error
 void p11_close(struct p11_ctx *ctx);
 
 /* Which key, and with what PIN. PIN precedence: URI pin-value (or pin-source) > pin > the
- * configured default_pin. The scope URI's attributes win over uri's. */
+ * configured default_pin. The scope URI's attributes win over uri's. An empty PIN is refused
+ * (invalid_argument) before any login; the rules that keep wrong PINs from locking the token
+ * (refused-PIN memory, cooldown, the token's counter flags) are in docs/pkcs11.md. */
 struct p11_keyref {
     const char *uri;             /* may be NULL or "pkcs11:" (the scope alone) */
     const char *pin;             /* may be NULL */

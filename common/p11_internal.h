@@ -17,7 +17,7 @@
 
 #define P11_PIN_MAX 256            /* longest PIN we accept (proto's limit too) */
 #define P11_HASH_LEN 32            /* SHA-256 of a salted PIN */
-#define P11_FAILED_PINS 4          /* refused PINs remembered per token: more than tokens allow */
+#define P11_FAILED_PINS 32         /* refused PINs remembered per token: a ring, oldest first out */
 #define P11_DEFAULT_SESSIONS 8     /* pool size when p11_config.max_sessions is 0 */
 #define P11_MAX_SESSIONS_LIMIT 64  /* more sessions than this only exhausts the token */
 #define P11_MAX_TOKENS 32          /* remembered token identities (login state, failed PIN) */
@@ -48,8 +48,11 @@ struct p11_token {
     bool logged_in;
     uint8_t login_hash[P11_HASH_LEN];  /* salted hash of the PIN we are logged in with */
     char *login_pin;               /* that PIN, to log back in after checking another; wiped */
+    bool has_proven;               /* the token accepted a PIN in this process: */
+    uint8_t proven_hash[P11_HASH_LEN]; /* its salted hash, kept across logouts and drops */
     uint8_t failed[P11_FAILED_PINS][P11_HASH_LEN]; /* salted hashes of refused PINs */
     unsigned nfailed, failed_next; /* a ring: the oldest refused PIN is forgotten first */
+    int64_t refused_at_ms;         /* te_monotonic_ms() of the last refused PIN; 0 = none */
     bool mechs_known;
     unsigned mech_schemes;         /* schemes whose mechanism the token offers with CKF_SIGN */
     struct p11_session *sessions;  /* max_sessions entries */
@@ -88,6 +91,9 @@ struct p11_ctx {
     char *default_pin;
     unsigned reload_interval_s;
     unsigned max_sessions;
+    unsigned pin_cooldown_ms;
+    bool requests_from_peers;
+    char *default_pin_name;        /* NULL: the core's own words */
     bool reloaded_once;
     time_t last_reload;            /* CLOCK_MONOTONIC seconds */
     bool reloading;

@@ -20,6 +20,7 @@ static void ctx_free(struct p11_ctx *ctx)
     p11_tokens_free(ctx);
     p11_uri_free(ctx->scope);
     te_free_secret(ctx->default_pin);
+    free(ctx->default_pin_name);
     free(ctx->module_path);
     te_wipe(ctx->salt, sizeof(ctx->salt));
     pthread_cond_destroy(&ctx->cond);
@@ -72,9 +73,13 @@ int p11_open(const struct p11_config *cfg, struct p11_ctx **out, struct te_error
         ctx->max_sessions = P11_MAX_SESSIONS_LIMIT;
     ctx->reload_interval_s = cfg->reload_interval_s ? cfg->reload_interval_s
                                                     : P11_RELOAD_INTERVAL_S;
+    ctx->pin_cooldown_ms = cfg->pin_cooldown_ms ? cfg->pin_cooldown_ms : P11_PIN_COOLDOWN_MS;
+    ctx->requests_from_peers = cfg->requests_from_peers;
     ret = te_error_set(err, TE_ERR_NOMEM, "Out of memory.");
     if ((ctx->module_path = strdup(cfg->module_path)) == NULL ||
-        (cfg->default_pin != NULL && (ctx->default_pin = strdup(cfg->default_pin)) == NULL))
+        (cfg->default_pin != NULL && (ctx->default_pin = strdup(cfg->default_pin)) == NULL) ||
+        (cfg->default_pin_name != NULL &&
+         (ctx->default_pin_name = strdup(cfg->default_pin_name)) == NULL))
         goto fail;
     te_error_clear(err);
     if (cfg->scope_uri != NULL && cfg->scope_uri[0] != '\0' &&

@@ -2,6 +2,8 @@
  * a request with the scope URI (the scope wins), the effective PIN, and URIs for tokens/keys. */
 #include "common/p11_internal.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,7 @@
 #include "common/fileutil.h"
 
 #define URI_PART_MAX 128 /* longest attribute we quote back in a message */
+#define SLOT_ID_DIGITS_MAX 20 /* ULONG_MAX has 20 decimal digits */
 
 void p11_trim(const unsigned char *field, size_t size, char *out)
 {
@@ -173,6 +176,60 @@ static int check_parts(const char *text, const char *shown, struct te_error *err
     return TE_OK;
 }
 
+/* p11-kit reads slot-id with no overflow check (99999999999999999999 becomes another
+ * number), takes an empty value as slot 0, and uses ULONG_MAX for "not set": so a slot-id is
+ * accepted only as 1 to 20 decimal digits below ULONG_MAX. */
+static int check_slot_ids(const char *text, const char *shown, struct te_error *err)
+{
+    char q[URI_PART_MAX + 8];
+    const char *p = text + strlen("pkcs11:");
+
+    while (*p != '\0' && *p != '?') {
+        size_t len = strcspn(p, ";?");
+        if (name_is(p, len, "slot-id")) {
+            const char *v = p + strlen("slot-id=");
+            size_t vlen = len > strlen("slot-id") ? len - strlen("slot-id=") : 0;
+            char digits[SLOT_ID_DIGITS_MAX + 1];
+            unsigned long long id;
+            bool ok = vlen > 0 && vlen <= SLOT_ID_DIGITS_MAX && strspn(v, "0123456789") >= vlen;
+            if (ok) {
+                memcpy(digits, v, vlen);
+                digits[vlen] = '\0';
+                errno = 0;
+                id = strtoull(digits, NULL, 10);
+                ok = errno == 0 && id < ULONG_MAX;
+            }
+            if (!ok) {
+                quote_part(p, len, false, q, sizeof(q));
+                return te_error_set(err, TE_ERR_URI,
+                                    "The PKCS#11 URI '%s' is invalid: the attribute %s is not a "
+                                    "slot number from 0 to %lu. Fix that part of the URI.",
+                                    shown, q, ULONG_MAX - 1);
+            }
+        }
+        p += len;
+        if (*p == ';')
+            p++;
+    }
+    return TE_OK;
+}
+
+/* Whether the query of a URI has the attribute name (whatever its value, even empty). */
+static bool query_has(const char *text, const char *name)
+{
+    const char *p = strchr(text, '?');
+
+    while (p != NULL && *p != '\0') {
+        size_t len;
+        p++;
+        len = strcspn(p, "&");
+        if (name_is(p, len, name))
+            return true;
+        p += len;
+    }
+    return false;
+}
+
 void p11_uri_free(P11KitUri *u)
 {
     const char *pin;
@@ -215,6 +272,8 @@ int p11_uri_parse(const char *text, P11KitUri **out, struct te_error *err)
     }
     /* p11-kit accepts any query attribute as vendor-specific; we refuse unknown ones too. */
     if (strchr(text, '?') != NULL && (ret = check_parts(text, shown, err)) != TE_OK)
+        goto fail;
+    if ((ret = check_slot_ids(text, shown, err)) != TE_OK)
         goto fail;
     *out = u;
     return TE_OK;
@@ -261,10 +320,20 @@ static void merge_scope(P11KitUri *dst, P11KitUri *scope)
         p11_kit_uri_set_pin_source(dst, p11_kit_uri_get_pin_source(scope));
 }
 
-/* Reads a PIN from a pin-source: a file path or a file: URI; one line, newline stripped. */
+static int pin_source_unusable(const char *src, struct te_error *err)
+{
+    return te_error_set(err, TE_ERR_INVALID,
+                        "'%s' (the URI's pin-source) cannot be used as a PIN source: it must be "
+                        "a regular file (not a symbolic link, FIFO or device) that this process "
+                        "can read, holding the PIN on one line of 1 to %d characters.",
+                        src, P11_PIN_MAX);
+}
+
+/* Reads a PIN from a pin-source: a file path or a file: URI; one line, newline stripped. Every
+ * failure to use the file gets the same words: they must not tell the caller whether a path
+ * exists, what it is or how large it is. */
 static int pin_from_source(const char *src, char **out, struct te_error *err)
 {
-    struct te_error ferr = {0};
     const char *path = src, *colon = strchr(src, ':'), *slash = strchr(src, '/');
     char *data = NULL;
     size_t len = 0;
@@ -278,17 +347,15 @@ static int pin_from_source(const char *src, char **out, struct te_error *err)
         return te_error_set(err, TE_ERR_URI,
                             "The pin-source '%s' is not supported: give a file path or a file: "
                             "URI.", src);
-    if ((ret = file_read_all(path, P11_PIN_MAX + 2, &data, &len, &ferr)) != TE_OK)
-        return te_error_set(err, ret == TE_ERR_TOO_LARGE ? TE_ERR_INVALID : ret,
-                            "Could not read the PIN file '%s' named by the URI's pin-source: %s",
-                            path, te_error_message(&ferr));
+    /* + 2: the PIN and a CRLF */
+    if ((ret = file_read_secret(path, P11_PIN_MAX + 2, &data, &len, NULL)) != TE_OK)
+        return ret == TE_ERR_NOMEM ? te_error_set(err, ret, "Out of memory.")
+                                   : pin_source_unusable(src, err);
     while (len > 0 && (data[len - 1] == '\n' || data[len - 1] == '\r'))
         data[--len] = '\0';
-    if (len == 0 || len > P11_PIN_MAX || strchr(data, '\n') != NULL) {
+    if (len == 0 || len > P11_PIN_MAX || strlen(data) != len || strchr(data, '\n') != NULL) {
         te_free_secret(data);
-        return te_error_set(err, TE_ERR_INVALID,
-                            "The PIN file '%s' named by the URI's pin-source must hold one line "
-                            "with the PIN (1 to %d characters).", path, P11_PIN_MAX);
+        return pin_source_unusable(src, err);
     }
     *out = data;
     return TE_OK;
@@ -341,6 +408,14 @@ int p11_request_init(struct p11_ctx *ctx, const struct p11_keyref *ref, struct p
     memset(req, 0, sizeof(*req));
     if ((ret = p11_uri_parse(ref ? ref->uri : NULL, &req->uri, err)) != TE_OK)
         return ret;
+    /* Checked before the merge: the scope's own pin-source stays allowed. */
+    if (ctx->requests_from_peers && ref != NULL && ref->uri != NULL &&
+        query_has(ref->uri, "pin-source")) {
+        ret = te_error_set(err, TE_ERR_URI,
+                           "pin-source is not accepted in requests to tedge-p11-server; send the "
+                           "PIN in the request or configure it on the server.");
+        goto fail;
+    }
     if (ctx->scope != NULL)
         merge_scope(req->uri, ctx->scope);
     if ((ret = resolve_pin(ctx, ref, req, err)) != TE_OK)

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define UTF8_BOM "\xEF\xBB\xBF" /* U+FEFF that some editors put at the start of a file */
+
 /* "a.b.c" of a node for messages (raw keys, truncated to fit). */
 static const char *path_str(const struct toml_node *n, char *buf, size_t size)
 {
@@ -442,6 +444,11 @@ int toml_parse_doc(struct toml_doc *doc, struct te_error *err)
 
     if (bad < doc->len)
         return tl_err(&p, bad, TE_ERR_MALFORMED, "invalid UTF-8");
+    /* Refused rather than skipped: an edit would otherwise have to drop it or keep it, and
+     * either silently changes bytes that someone's editor put there. */
+    if (doc->len >= sizeof(UTF8_BOM) - 1 && memcmp(doc->text, UTF8_BOM, sizeof(UTF8_BOM) - 1) == 0)
+        return tl_err(&p, 0, TE_ERR_MALFORMED,
+                      "a UTF-8 byte order mark is not supported; remove it");
     if ((r = add_block(&p, doc->root, 0)) != TE_OK)
         return r;
     while (p.pos < p.len) {

@@ -84,6 +84,11 @@ int main(int argc, char **argv)
         .module_path = opt.module_path,
         .scope_uri = opt.uri,
         .default_pin = opt.pin,
+        /* Requests come from peers: only our own --uri may name a PIN file (we would open any
+         * path, as root, for any client), and their untried PINs must not burn token tries. */
+        .requests_from_peers = true,
+        .default_pin_name = "the PIN configured for " SRV_NAME
+                            " (--pin/--pin-file/credential/device.cryptoki.pin)",
     };
     if (p11_open(&pc, &ctx.p11, &err) != TE_OK)
         goto exit;

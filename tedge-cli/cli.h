@@ -5,6 +5,8 @@
 #define TEDGE_CLI_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_ERROR 1 /* the command ran and failed */
@@ -33,8 +35,18 @@ int cli_connect(const struct cli_ctx *ctx, int argc, char **argv);
 int cli_disconnect(const struct cli_ctx *ctx, int argc, char **argv);
 int cli_reconnect(const struct cli_ctx *ctx, int argc, char **argv);
 
-/* Text for the global options, for each subcommand's --help. */
-extern const char cli_global_options_help[];
+/* One row of an "Options:" block in --help: flags as typed ("--device-id <ID>", "-h, --help")
+ * and the one-line description. */
+struct cli_option {
+    const char *flags;
+    const char *help;
+};
+
+/* Prints the rows of an "Options:" block the way clap lays them out upstream: long-only flags
+ * indented past where a short flag would be, every description aligned two columns after the
+ * longest flags of the block. own (n rows, may be NULL) comes first, then the global options,
+ * "-h, --help" and, with version, "-V, --version". */
+void cli_print_options(FILE *out, const struct cli_option *own, size_t n, bool version);
 
 /* Prints "Error: <message>" on stderr and returns CLI_EXIT_ERROR. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -22,11 +22,12 @@ static void print_help(FILE *out)
             "Commands:\n"
             "  c8y   Bridge the local broker with Cumulocity\n"
             "  help  Print this message or the help of the given subcommand\n\n"
-            "Options:\n%s"
-            "  -h, --help                     Print help\n"
-            "  -V, --version                  Print version\n",
-            cli_global_options_help);
+            "Options:\n");
+    cli_print_options(out, NULL, 0, true);
 }
+
+static const struct cli_option profile_option = {
+    "--profile <PROFILE>", "The c8y profile to use [env: " MAPPER_PROFILE_ENV "]"};
 
 static void print_c8y_help(FILE *out)
 {
@@ -36,12 +37,8 @@ static void print_c8y_help(FILE *out)
             "device.cryptoki.mode, and reports its health on\n"
             "te/device/main/service/tedge-mapper-bridge-c8y/status/health. Runs until SIGTERM.\n\n"
             "Usage: " MAPPER_C8Y_USAGE "\n\n"
-            "Options:\n"
-            "      --profile <PROFILE>        The c8y profile to use "
-            "[env: " MAPPER_PROFILE_ENV "]\n"
-            "%s"
-            "  -h, --help                     Print help\n",
-            cli_global_options_help);
+            "Options:\n");
+    cli_print_options(out, &profile_option, 1, false);
 }
 
 static int run_c8y(const char *config_dir, const char *profile)

@@ -33,9 +33,8 @@ static void print_help(FILE *out)
         fprintf(out, "  %-*s  %s\n", (int)width, commands[i].name, commands[i].summary);
     fprintf(out, "  %-*s  %s\n", (int)width, "help",
             "Print this message or the help of the given subcommand");
-    fprintf(out, "\nOptions:\n%s", cli_global_options_help);
-    fprintf(out, "  -h, --help                     Print help\n"
-                 "  -V, --version                  Print version\n");
+    fprintf(out, "\nOptions:\n");
+    cli_print_options(out, NULL, 0, true);
 }
 
 static const struct cli_command *find_command(const char *name)

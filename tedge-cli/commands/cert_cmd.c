@@ -42,27 +42,35 @@ static void print_cert_help(FILE *out)
     fprintf(out, "Create and manage device certificate\n\nUsage: %s\n\nCommands:\n", cert_usage);
     for (size_t i = 0; i < N_SUBS; i++)
         fprintf(out, "  %-10s  %s\n", subs[i].name, subs[i].about);
-    fprintf(out, "\nOptions:\n%s  -h, --help                     Print help\n",
-            cli_global_options_help);
+    fprintf(out, "\nOptions:\n");
+    cli_print_options(out, NULL, 0, false);
 }
 
 static void print_sub_help(const struct cert_sub *s)
 {
+    static const struct {
+        unsigned flag; /* 0: every subcommand */
+        struct cli_option opt;
+    } rows[] = {
+        {F_DEVICE_ID, {"--device-id <ID>",
+                       "The device identifier to be used as the common name for the certificate"}},
+        {F_OUTPUT_PATH, {"--output-path <OUTPUT_PATH>",
+                         "Path where a Certificate signing request will be stored"}},
+        {F_CERT_PATH, {"--cert-path <CERT_PATH>",
+                       "Path to the certificate - default to the configured device certificate"}},
+        {0, {"--profile <PROFILE>", "The cloud profile to use, after CLOUD "
+                                    "[env: TEDGE_CLOUD_PROFILE]"}},
+    };
+    struct cli_option opts[sizeof(rows) / sizeof(rows[0])];
+    size_t n = 0;
+
     printf("%s\n\nUsage: %s\n\nArguments:\n"
            "  [CLOUD]  The cloud whose device certificate to use: c8y, az or aws (without it: "
            "the device.* settings)\n\nOptions:\n", s->about, s->usage);
-    if (s->flags & F_DEVICE_ID)
-        printf("      --device-id <ID>           The device identifier to be used as the common "
-               "name for the certificate\n");
-    if (s->flags & F_OUTPUT_PATH)
-        printf("      --output-path <OUTPUT_PATH>  Path where a Certificate signing request will "
-               "be stored\n");
-    if (s->flags & F_CERT_PATH)
-        printf("      --cert-path <CERT_PATH>    Path to the certificate - default to the "
-               "configured device certificate\n");
-    printf("      --profile <PROFILE>        The cloud profile to use, after CLOUD "
-           "[env: TEDGE_CLOUD_PROFILE]\n%s  -h, --help                     Print help\n",
-           cli_global_options_help);
+    for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
+        if (rows[i].flag == 0 || (s->flags & rows[i].flag))
+            opts[n++] = rows[i].opt;
+    cli_print_options(stdout, opts, n, false);
 }
 
 static int parse_sub(const struct cert_sub *s, int argc, char **argv, struct cert_opts *o,

@@ -8,12 +8,54 @@
 #include <stdio.h>
 #include <string.h>
 
-const char cli_global_options_help[] =
-    "      --config-dir <CONFIG_DIR>  Directory of tedge.toml [env: TEDGE_CONFIG_DIR] "
-    "[default: /etc/tedge]\n"
-    "      --log-level <LOG_LEVEL>    Configures the logging level [possible values: error, "
-    "warn, info, debug, trace]\n"
-    "      --debug                    Turn-on the DEBUG log level\n";
+#define CLI_HELP_INDENT 2       /* where a short flag starts */
+#define CLI_HELP_LONG_INDENT 6  /* where a long-only flag starts: after room for "-x, " */
+#define CLI_HELP_GAP 2          /* spaces between the longest flags and the descriptions */
+
+static const struct cli_option global_options[] = {
+    {"--config-dir <CONFIG_DIR>",
+     "Directory of tedge.toml [env: TEDGE_CONFIG_DIR] [default: /etc/tedge]"},
+    {"--log-level <LOG_LEVEL>",
+     "Configures the logging level [possible values: error, warn, info, debug, trace]"},
+    {"--debug", "Turn-on the DEBUG log level"},
+};
+static const struct cli_option help_option = {"-h, --help", "Print help"};
+static const struct cli_option version_option = {"-V, --version", "Print version"};
+
+static size_t flags_indent(const struct cli_option *o)
+{
+    return strncmp(o->flags, "--", 2) == 0 ? CLI_HELP_LONG_INDENT : CLI_HELP_INDENT;
+}
+
+static size_t flags_width(const struct cli_option *o) { return flags_indent(o) + strlen(o->flags); }
+
+static void print_option(FILE *out, const struct cli_option *o, size_t width)
+{
+    fprintf(out, "%*s%-*s%*s%s\n", (int)flags_indent(o), "",
+            (int)(width - flags_indent(o)), o->flags, CLI_HELP_GAP, "", o->help);
+}
+
+void cli_print_options(FILE *out, const struct cli_option *own, size_t n, bool version)
+{
+    size_t n_global = sizeof(global_options) / sizeof(global_options[0]);
+    size_t width = flags_width(&help_option);
+
+    for (size_t i = 0; i < n; i++)
+        if (flags_width(&own[i]) > width)
+            width = flags_width(&own[i]);
+    for (size_t i = 0; i < n_global; i++)
+        if (flags_width(&global_options[i]) > width)
+            width = flags_width(&global_options[i]);
+    if (version && flags_width(&version_option) > width)
+        width = flags_width(&version_option);
+    for (size_t i = 0; i < n; i++)
+        print_option(out, &own[i], width);
+    for (size_t i = 0; i < n_global; i++)
+        print_option(out, &global_options[i], width);
+    print_option(out, &help_option, width);
+    if (version)
+        print_option(out, &version_option, width);
+}
 
 int cli_fail(const char *fmt, ...)
 {

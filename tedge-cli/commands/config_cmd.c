@@ -1,6 +1,7 @@
 /* `tedge config get|set|unset|list`: upstream thin-edge.io's names, output formats and
  * messages, on top of the config model in common/config.h. */
 #include "common/config.h"
+#include "common/p11.h"
 #include "tedge-cli/cli.h"
 
 #include <stdio.h>
@@ -9,6 +10,8 @@
 #include <unistd.h>
 
 #define SECRET_MASK "********" /* what `list` prints for a PIN (`get` shows it) */
+/* Redacting can lengthen a URI ("a" -> "a=***" per unknown query attribute): room for that. */
+#define REDACT_GROWTH 5
 #define CONFIG_MAX_ARGS 8      /* positional arguments any config subcommand takes, plus slack */
 
 static const char config_usage[] = "tedge config [OPTIONS] <COMMAND>";
@@ -20,8 +23,8 @@ static void print_config_help(FILE *out)
                  "  set    Set or update the provided configuration key with the given value\n"
                  "  unset  Unset the provided configuration key\n"
                  "  list   Print the configuration keys and their values\n"
-                 "\nOptions:\n%s  -h, --help                     Print help\n",
-            config_usage, cli_global_options_help);
+                 "\nOptions:\n", config_usage);
+    cli_print_options(out, NULL, 0, false);
 }
 
 struct sub {
@@ -33,9 +36,13 @@ struct sub {
     bool has_profile;
 };
 
-static const char profile_help[] =
-    "      --profile <PROFILE>        The cloud profile to use for a cloud key (c8y.*, az.*, "
-    "aws.*) [env: TEDGE_CLOUD_PROFILE]\n";
+static const struct cli_option profile_option = {
+    "--profile <PROFILE>",
+    "The cloud profile to use for a cloud key (c8y.*, az.*, aws.*) [env: TEDGE_CLOUD_PROFILE]"};
+static const struct cli_option list_options[] = {
+    {"--all", "Prints all the configuration keys, even those without a configured value"},
+    {"--doc", "Prints all keys and descriptions with example values"},
+};
 static const char key_help[] =
     "  <KEY>  Configuration key. Run `tedge config list --doc` for available keys\n";
 
@@ -57,13 +64,9 @@ static void print_sub_help(const struct sub *s)
 {
     printf("%s\n\nUsage: %s\n\nArguments:\n%s\nOptions:\n", s->about, s->usage, s->args_help);
     if (s->has_profile)
-        fputs(profile_help, stdout);
-    if (strcmp(s->name, "list") == 0)
-        fputs("      --all                      Prints all the configuration keys, even those "
-              "without a configured value\n"
-              "      --doc                      Prints all keys and descriptions with example "
-              "values\n", stdout);
-    printf("%s  -h, --help                     Print help\n", cli_global_options_help);
+        cli_print_options(stdout, &profile_option, 1, false);
+    else
+        cli_print_options(stdout, list_options, 2, false);
 }
 
 /* "c8y.url" with profile "foo" -> "c8y.profiles.foo.url"; other keys stay as they are. */
@@ -150,6 +153,30 @@ struct list_state {
     int ret;
 };
 
+/* One `key=value` line of `list`: a PIN is masked, and a URI loses its pin-value (the shared
+ * rule of p11_uri_redact); `get` of the same key prints it, because it was asked for. */
+static int print_listed(const char *key, const struct cfg_key_def *def, const char *value)
+{
+    size_t size;
+    char *shown;
+
+    if (def->flags & CFG_F_SECRET) {
+        printf("%s=%s\n", key, SECRET_MASK);
+        return TE_OK;
+    }
+    if (def->type != CFG_P11_URI) {
+        printf("%s=%s\n", key, value);
+        return TE_OK;
+    }
+    size = strlen(value) * REDACT_GROWTH + 8;
+    if ((shown = malloc(size)) == NULL)
+        return TE_ERR_NOMEM;
+    p11_uri_redact(value, shown, size);
+    printf("%s=%s\n", key, shown);
+    free(shown);
+    return TE_OK;
+}
+
 static int list_one(const char *key, const struct cfg_key_def *def, void *arg)
 {
     struct list_state *st = arg;
@@ -162,8 +189,10 @@ static int list_one(const char *key, const struct cfg_key_def *def, void *arg)
     r = cfg_get(st->c, key, &v, &err);
     if (r == TE_OK) {
         if (st->all || v.source == CFG_SRC_FILE || v.source == CFG_SRC_ENV)
-            printf("%s=%s\n", key, (def->flags & CFG_F_SECRET) ? SECRET_MASK : v.value);
+            r = print_listed(key, def, v.value);
         cfg_value_clear(&v);
+        if (r != TE_OK)
+            return r;
     } else if (r == TE_ERR_NOT_FOUND) {
         if (st->all) {
             if (st->n_unset == st->cap_unset) {

@@ -31,20 +31,25 @@ static void print_verb_help(FILE *out, enum verb v)
 {
     fprintf(out, "%s\n\nUsage: tedge %s [OPTIONS] <COMMAND>\n\nCommands:\n"
            "  c8y   %.*s\n  help  Print this message or the help of the given subcommand(s)\n"
-           "\nOptions:\n%s  -h, --help                     Print help\n",
-           verbs[v].about, verbs[v].name, (int)strcspn(verbs[v].c8y_about, "\n"),
-           verbs[v].c8y_about, cli_global_options_help);
+           "\nOptions:\n", verbs[v].about, verbs[v].name,
+           (int)strcspn(verbs[v].c8y_about, "\n"), verbs[v].c8y_about);
+    cli_print_options(out, NULL, 0, false);
 }
 
 static void print_c8y_help(enum verb v)
 {
+    static const struct cli_option opts[] = {
+        {"--test", "Test connection to Cumulocity"},
+        {"--profile <PROFILE>", "The cloud profile you wish to use [env: " PROFILE_ENV "=]"},
+    };
+
     printf("%s\n\nUsage: tedge %s c8y [OPTIONS]\n\nOptions:\n", verbs[v].c8y_about,
            verbs[v].name);
+    /* --test is connect's own */
     if (v == VERB_CONNECT)
-        printf("      --test                     Test connection to Cumulocity\n");
-    printf("      --profile <PROFILE>        The cloud profile you wish to use [env: %s=]\n%s"
-           "  -h, --help                     Print help\n",
-           PROFILE_ENV, cli_global_options_help);
+        cli_print_options(stdout, opts, 2, false);
+    else
+        cli_print_options(stdout, opts + 1, 1, false);
 }
 
 static int run_verb(enum verb v, const struct cli_ctx *ctx, int argc, char **argv)

@@ -69,6 +69,12 @@ void signer_close(struct signer *s)
 const char *signer_describe(const struct signer *s) { return s->desc; }
 enum signer_kind signer_get_kind(const struct signer *s) { return s->kind; }
 
+int signer_prepare(struct signer *s, struct te_error *err)
+{
+    CHECK_ARG(s != NULL, TE_ERR_INVALID);
+    return s->ops->prepare != NULL ? s->ops->prepare(s, err) : TE_OK;
+}
+
 int signer_key_info(struct signer *s, struct signer_key_info *out, struct te_error *err)
 {
     int ret;

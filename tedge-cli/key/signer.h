@@ -41,6 +41,13 @@ void signer_close(struct signer *s);
 const char *signer_describe(const struct signer *s);
 enum signer_kind signer_get_kind(const struct signer *s);
 
+/* Gets the key ready for a signature that must not wait, e.g. right before a TLS handshake:
+ * a no-op for a key file or a module key; for tedge-p11-server a ping, which wakes a
+ * socket-activated daemon and, when the daemon restarted since the last request, reconnects now
+ * instead of in the middle of the handshake. Fails with the signer's own error (for example
+ * "Failed to connect to tedge-p11-server UNIX socket at ..."). */
+int signer_prepare(struct signer *s, struct te_error *err);
+
 /* Key type, size and usable schemes (cached after the first call). */
 int signer_key_info(struct signer *s, struct signer_key_info *out, struct te_error *err);
 /* The public key as DER SubjectPublicKeyInfo; *der is malloc'd. */

@@ -11,6 +11,7 @@ struct signer_ops {
     int (*sign)(struct signer *s, enum sig_scheme scheme, const uint8_t *digest, size_t len,
                 uint8_t *sig, size_t cap, size_t *sig_len, struct te_error *err);
     void (*close)(struct signer *s);
+    int (*prepare)(struct signer *s, struct te_error *err); /* NULL: nothing to do */
 };
 
 #define SIGNER_DESC_MAX 1200 /* "PKCS#11 key '<uri up to P11_URI_MAX>'" */

@@ -80,6 +80,16 @@ static int socket_sign(struct signer *s, enum sig_scheme scheme, const uint8_t *
                              sig_len, err);
 }
 
+/* A ping is the cheapest request: it proves the daemon answers, starts a socket-activated one,
+ * and lets the client's one reconnect happen here rather than during a TLS handshake. */
+static int socket_prepare(struct signer *s, struct te_error *err)
+{
+    struct socket_key *k = s->backend;
+    struct proto_ping_result pong;
+
+    return proto_client_ping(k->client, &pong, err);
+}
+
 static void socket_close(struct signer *s)
 {
     struct socket_key *k = s->backend;
@@ -95,12 +105,12 @@ static const struct signer_ops socket_ops = {
     .public_key = socket_public_key,
     .sign = socket_sign,
     .close = socket_close,
+    .prepare = socket_prepare,
 };
 
 int signer_socket_open(struct signer *s, const struct signer_config *cfg, struct te_error *err)
 {
     struct socket_key *k;
-    struct proto_ping_result pong;
     char redacted[P11_URI_MAX];
     int ret;
 
@@ -120,9 +130,8 @@ int signer_socket_open(struct signer *s, const struct signer_config *cfg, struct
     ret = proto_client_open(cfg->socket_path,
                             cfg->timeout_ms > 0 ? cfg->timeout_ms : SOCKET_SIGNER_TIMEOUT_MS,
                             &k->client, err);
-    /* A ping proves the daemon answers (and wakes a socket-activated one) before a caller
-     * starts a TLS handshake that would otherwise fail half-way. */
+    /* A stopped daemon shows now, not when the key is first used. */
     if (ret == TE_OK)
-        ret = proto_client_ping(k->client, &pong, err);
+        ret = socket_prepare(s, err);
     return ret;
 }

@@ -350,6 +350,10 @@ int tls_session_open(struct tls_client *c, const struct tls_watch *watch,
     s->fd = -1;
     mbedtls_ssl_init(&s->ssl);
     tls_key_take_error(c->key, NULL); /* whatever failed before is not this handshake's story */
+    /* Before the cloud sees a connection: a daemon that is down fails here with its own
+     * message, and one that restarted is reconnected to (or woken) outside the handshake. */
+    if ((ret = signer_prepare(c->signer, err)) != TE_OK)
+        goto exit;
     if ((ret = tcp_connect(s, watch, err)) != TE_OK)
         goto exit;
     if (mbedtls_ssl_setup(&s->ssl, &c->conf) != 0) {

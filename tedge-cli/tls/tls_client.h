@@ -54,9 +54,12 @@ struct tls_watch {
 /* One TCP + TLS connection. Its socket is non-blocking: use the tls_session I/O calls. */
 struct tls_session;
 
-/* Connects (TCP_NODELAY) and runs the handshake, within the configured timeouts. Failures are
- * explained in err: server not trusted, hostname mismatch, device certificate rejected, the
- * signer's own error (wrong PIN, daemon unreachable), connection refused, timeout. */
+/* Gets the signer ready (signer_prepare: tedge-p11-server is pinged, so a stopped daemon fails
+ * before the cloud sees a connection and a restarted or socket-activated one is reached before
+ * the handshake), connects (TCP_NODELAY) and runs the handshake, within the configured
+ * timeouts. Failures are explained in err: server not trusted, hostname mismatch, device
+ * certificate rejected, the signer's own error (wrong PIN, daemon unreachable), connection
+ * refused, timeout. */
 int tls_session_open(struct tls_client *c, const struct tls_watch *watch,
                      struct tls_session **out, struct te_error *err);
 /* Sends close_notify when notify is set and the session is healthy (best effort, never blocks),

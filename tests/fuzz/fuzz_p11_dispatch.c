@@ -54,7 +54,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     char path[PATH_MAX];
     const char *module = getenv("TEDGE_MOCK_MODULE");
-    struct p11_config cfg = {.default_pin = FUZZ_MOCK_PIN};
+    struct p11_config cfg = {.default_pin = FUZZ_MOCK_PIN, .requests_from_peers = true};
     struct te_error err = {0};
     FILE *devnull = fopen("/dev/null", "w");
 

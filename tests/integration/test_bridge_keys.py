@@ -1,12 +1,13 @@
 """`tedge-mapper c8y` with the device key in an HSM: SoftHSM2 in-process (device.cryptoki.mode
 module) for EC and RSA keys, a wrong PIN (exit EX_CONFIG at once, never retried: tokens lock), a
-token key that does not match the certificate, and tedge-p11-server (mode socket)."""
+token key that does not match the certificate, and tedge-p11-server (mode socket), also when the
+daemon starts late or restarts while the mapper runs."""
 
 import re
 
 import pytest
 
-from fixtures.bridge import EXIT_CONFIG, UP, bridge_settings, wait_health
+from fixtures.bridge import DOWN, EXIT_CONFIG, UP, bridge_settings, read_health, wait_health
 from fixtures.bridge import c8y_standin, mapper, standin_cert  # noqa: F401 (fixtures)
 from fixtures.mqtt import mqtt_publish
 from fixtures.p11server import P11Server
@@ -109,13 +110,8 @@ def test_socket_mode(pki, cloud_broker, local_broker, c8y_standin, mapper, softh
                                    device__cryptoki__mode="socket",
                                    device__cryptoki__socket_path=str(srv.socket_path),
                                    device__key_uri=key.uri)
-        m = mapper(settings)
-        try:
-            wait_health(local_broker, UP, timeout=20)
-        except TimeoutError:
-            if "not supported by this build" in m.log():
-                pytest.skip("the socket signer (tedge-cli/key/signer_socket.c) is not implemented yet")
-            raise
+        mapper(settings)
+        wait_health(local_broker, UP, timeout=20)
         cloud_broker.wait_for_log(r"New client connected from \S+ as dev-socket ")
         assert_bridges_both_ways(local_broker, c8y_standin, mqtt_subscriber, "socket")
         assert srv.requests("sign"), "the daemon signed nothing"
@@ -170,5 +166,44 @@ def test_socket_mode_wrong_pin_is_not_retried(pki, cloud_broker, local_broker, m
         assert re.search(r"PIN.*incorrect|incorrect.*PIN", log, re.I), log
         assert "retry_in=" not in log and "not retrying" in log
         assert "999999" not in log
+    finally:
+        srv.stop()
+
+
+def test_socket_mode_survives_a_daemon_restart(pki, cloud_broker, local_broker, c8y_standin,
+                                               mapper, softhsm, short_tmp_dir, tmp_path,
+                                               mqtt_subscriber):
+    """tedge-p11-server stops while the bridge is up (the TLS session needs no signature, so it
+    stays up); a cloud restart forces a new handshake, which fails while the daemon is away,
+    with the socket named; once the daemon is back the bridge reconnects by itself and messages
+    flow. The new daemon's first request is the signer's ping before the handshake, not a
+    signature in the middle of one."""
+    token = softhsm.init_token(pin=PIN)
+    key = softhsm.add_key(token, "ec-p256")
+    cert = pki.device_cert("dev-socket-restart", key.public_pem)
+    srv_config = tmp_path / "p11-server-config"
+    srv_config.mkdir()
+    srv = P11Server(softhsm, short_tmp_dir, srv_config).start(pin=PIN)
+    try:
+        m = mapper(socket_settings(cloud_broker, local_broker, cert, srv.socket_path, key))
+        wait_health(local_broker, UP, timeout=20)
+        assert_bridges_both_ways(local_broker, c8y_standin, mqtt_subscriber, "before")
+
+        assert srv.stop() == 0
+        mark = len(m.log())
+        cloud_broker.restart()
+        wait_until(lambda: re.search(r"cloud: connection attempt \d+ failed: .*"
+                                     + re.escape(str(srv.socket_path)), m.log()[mark:]),
+                   timeout=30, what="a failed attempt that names the daemon's socket")
+        assert read_health(local_broker) == DOWN
+        assert m.running
+
+        srv.start(pin=PIN)
+        wait_health(local_broker, UP, timeout=30)
+        c8y_standin.wait_connected(30)
+        assert_bridges_both_ways(local_broker, c8y_standin, mqtt_subscriber, "after")
+        ops = [r["op"] for r in srv.requests()]
+        assert ops and ops[0] == "ping", srv.log()
+        assert any(r["op"] == "sign" and r["result"] == "ok" for r in srv.requests()), srv.log()
     finally:
         srv.stop()

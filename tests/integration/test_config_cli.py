@@ -1,7 +1,9 @@
 """`tedge config` against the real binary: get/set/unset/list, environment overrides, the
---doc output, document preservation, broken files, file modes and refused values."""
+--doc output, document preservation, broken files, file modes and refused values, PINs kept out
+of `list`, a symlinked tedge.toml, a byte order mark, and the layout of every `tedge` --help."""
 
 import os
+import re
 import stat
 import subprocess
 
@@ -292,3 +294,109 @@ def test_log_level_debug_shows_where_a_value_comes_from(tmp_path):
     assert p.stdout == "9911\n" and "source=env" in p.stderr and "9911" not in p.stderr
     p = run("--config-dir", d, "config", "get", "c8y.mqtt", check=0)
     assert p.stderr == ""
+
+
+URI_KEYS = {  # every URI-typed key, with a PIN in its pin-value
+    "device.key_uri": "pkcs11:token=tedge;object=k0?pin-value=SECRET0",
+    "device.cryptoki.uri": "pkcs11:token=tedge?pin-value=SECRET1&module-name=softhsm2",
+    "c8y.device.key_uri": "pkcs11:token=tedge;object=k1?pin-value=SECRETX",
+    "c8y.profiles.eu.device.key_uri": "pkcs11:token=eu;pin-value=SECRET2;object=k2",
+}
+
+
+def test_list_never_shows_a_pin_value_get_does(tmp_path):
+    """`list` and `list --all` drop pin-value from URI values (file and environment alike), the
+    same rule as every other place that shows a URI; `get KEY` prints the value asked for."""
+    d = str(tmp_path)
+    for key, value in URI_KEYS.items():
+        run("--config-dir", d, "config", "set", key, value, check=0)
+    env = {"TEDGE_AZ_DEVICE_KEY_URI": "pkcs11:token=az;object=k3?pin-value=SECRET3"}
+    for args in (["config", "list"], ["config", "list", "--all"], ["config", "list", "key_uri"]):
+        p = run("--config-dir", d, *args, env=env, check=0)
+        assert "SECRET" not in p.stdout + p.stderr, (args, p.stdout)
+        assert "pin-value" not in p.stdout, (args, p.stdout)
+    lines = run("--config-dir", d, "config", "list", env=env, check=0).stdout.splitlines()
+    assert "device.key_uri=pkcs11:token=tedge;object=k0" in lines
+    assert "device.cryptoki.uri=pkcs11:token=tedge?module-name=softhsm2" in lines
+    assert "c8y.device.key_uri=pkcs11:token=tedge;object=k1" in lines
+    assert "c8y.profiles.eu.device.key_uri=pkcs11:token=eu;object=k2" in lines
+    assert "az.device.key_uri=pkcs11:token=az;object=k3" in lines
+    # derived values are redacted too (aws.device.key_uri falls back to device.key_uri)
+    lines = run("--config-dir", d, "config", "list", "--all", check=0).stdout.splitlines()
+    assert "aws.device.key_uri=pkcs11:token=tedge;object=k0" in lines
+    for key, value in URI_KEYS.items():
+        assert run("--config-dir", d, "config", "get", key, check=0).stdout == value + "\n"
+
+
+def test_set_writes_through_a_symlinked_tedge_toml(tmp_path):
+    """cfg/tedge.toml -> ../real/tedge.toml: set and unset change the real file (keeping its
+    mode) and the link stays a link; a dangling link is refused and left alone."""
+    real_dir, cfg = tmp_path / "real", tmp_path / "cfg"
+    real_dir.mkdir()
+    cfg.mkdir()
+    real = real_dir / "tedge.toml"
+    real.write_text('[c8y]\nurl = "old.example.com"\n')
+    real.chmod(0o600)
+    (cfg / "tedge.toml").symlink_to("../real/tedge.toml")
+    run("--config-dir", str(cfg), "config", "set", "c8y.url", "new.example.com", check=0)
+    run("--config-dir", str(cfg), "config", "set", "device.cryptoki.mode", "socket", check=0)
+    assert (cfg / "tedge.toml").is_symlink()
+    assert os.readlink(cfg / "tedge.toml") == "../real/tedge.toml"
+    assert real.read_text() == '[c8y]\nurl = "new.example.com"\n\n[device.cryptoki]\nmode = "socket"\n'
+    assert stat.S_IMODE(os.stat(real).st_mode) == 0o600
+    run("--config-dir", str(cfg), "config", "unset", "c8y.url", check=0)
+    assert (cfg / "tedge.toml").is_symlink()
+    assert "url" not in real.read_text()
+    assert sorted(p.name for p in real_dir.iterdir()) == ["tedge.toml"]  # no temp file left
+    assert sorted(p.name for p in cfg.iterdir()) == ["tedge.toml"]
+    assert run("--config-dir", str(cfg), "config", "get", "device.cryptoki.mode",
+               check=0).stdout == "socket\n"
+
+    dangling = tmp_path / "dangling"
+    dangling.mkdir()
+    (dangling / "tedge.toml").symlink_to(tmp_path / "nowhere" / "tedge.toml")
+    p = run("--config-dir", str(dangling), "config", "set", "c8y.url", "x.example.com", check=1)
+    assert f"'{dangling / 'tedge.toml'}' is a symbolic link to a file that does not exist" \
+        in p.stderr, p.stderr
+    assert (dangling / "tedge.toml").is_symlink()
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_byte_order_mark_is_named(tmp_path):
+    d = str(tmp_path)
+    path = tmp_path / "tedge.toml"
+    path.write_bytes(b'\xef\xbb\xbf[c8y]\nurl = "t.example.com"\n')
+    before = snapshot(path)
+    for args in (["config", "get", "c8y.url"], ["config", "list"],
+                 ["config", "set", "c8y.url", "u.example.com"]):
+        p = run("--config-dir", d, *args, check=1)
+        assert f"{path}:1:1: a UTF-8 byte order mark is not supported; remove it" in p.stderr, \
+            p.stderr
+        assert snapshot(path) == before
+    path.write_bytes(path.read_bytes()[3:])  # what the message asks for
+    assert run("--config-dir", d, "config", "get", "c8y.url", check=0).stdout == "t.example.com\n"
+
+
+HELPS = [["--help"], ["config", "--help"], ["config", "get", "--help"], ["config", "set", "--help"],
+         ["config", "unset", "--help"], ["config", "list", "--help"], ["cert", "--help"],
+         ["cert", "create", "--help"], ["cert", "create-csr", "--help"], ["cert", "show", "--help"],
+         ["cert", "remove", "--help"], ["connect", "--help"], ["connect", "c8y", "--help"],
+         ["disconnect", "c8y", "--help"], ["reconnect", "c8y", "--help"]]
+
+
+@pytest.mark.parametrize("args", HELPS, ids=[" ".join(a) for a in HELPS])
+def test_help_options_are_aligned(tmp_path, args):
+    """In every Options: block the descriptions start in one column, two spaces after the
+    longest flags (clap's layout upstream); long-only flags sit where a short one would end."""
+    out = run(*args, check=0).stdout
+    block = out.split("\nOptions:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert block, out
+    rows = []
+    for line in block:
+        m = re.match(r"^( {2}-\w, --\S+| {6}--\S+(?: <\w+>)?)( {2,})(\S.*)$", line)
+        assert m, f"not an option row: {line!r}\n{out}"
+        rows.append((len(m.group(1)), len(m.group(1)) + len(m.group(2))))
+    column = {c for _, c in rows}
+    assert len(column) == 1, out
+    assert column.pop() == max(w for w, _ in rows) + 2, out
+    assert any(line.startswith("  -h, --help ") for line in block), out

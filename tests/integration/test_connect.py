@@ -1,14 +1,17 @@
 """`tedge connect|reconnect|disconnect c8y` end to end: a SoftHSM2 key (in process or behind
 tedge-p11-server), a real TLS mosquitto "cloud" with the Cumulocity stand-in, the real local
 broker, and the real tedge-mapper run by the test init system (tests/demo/svcctl.py) that
-tedge drives through <config-dir>/system.toml.
+tedge drives through <config-dir>/system.toml. Also the service steps around the bridge: the
+tedge-agent step, and disconnect restarting a mosquitto that the init system runs.
 """
 
 import re
+import shutil
 
 import pytest
 
 from fixtures.demo import ConnectEnv
+from fixtures.util import require_commands
 
 KEY_TYPES = ["ec-p256", "ec-p384", "rsa-2048", "rsa-4096"]
 MODES = ["module", "socket"]
@@ -190,6 +193,84 @@ def test_profile(device):
     assert f"Disabling {service}... ✓" in cp.stderr
     assert not marker.exists()
     assert device.service_pid(service) is None
+
+
+AGENT = "tedge-agent"
+AGENT_ABSENT_INFO = ("info: Software management is not installed. So, skipping enabling related "
+                     "components.")
+
+
+def path_with(directory):
+    """PATH for tedge: `directory` first, then only the system's bin dirs."""
+    return f"{directory}:/usr/bin:/bin"
+
+
+def test_tedge_agent_is_enabled_when_installed(device, tmp_path):
+    """An executable tedge-agent on PATH: connect starts and enables it through the service
+    manager (and svcctl really runs it)."""
+    setup_device(device, "module")
+    bindir = tmp_path / "agent-bin"
+    bindir.mkdir()
+    agent = bindir / AGENT
+    agent.write_text("#!/bin/sh\nexec sleep 600\n")
+    agent.chmod(0o755)
+    device.manage_service(AGENT, [agent])
+    cp = device.tedge("connect", "c8y", env=dict(device.env, PATH=path_with(bindir)))
+    assert_connected(device, cp)
+    assert f"Enabling {AGENT}... ✓" in cp.stderr
+    assert AGENT_ABSENT_INFO not in cp.stderr
+    actions = device.actions()
+    # after the mapper, as upstream does it
+    assert actions.index(f"start {AGENT}") > actions.index(f"enable {MAPPER}")
+    assert actions.index(f"enable {AGENT}") > actions.index(f"start {AGENT}")
+    assert device.service_enabled(AGENT)
+    assert device.service_pid(AGENT) is not None, device.service_log(AGENT)
+
+
+def test_tedge_agent_absent_is_upstreams_info_line(device, tmp_path):
+    setup_device(device, "module")
+    empty = tmp_path / "no-agent-bin"
+    empty.mkdir()
+    path = path_with(empty)
+    assert shutil.which(AGENT, path=path) is None  # what "absent" means for this test
+    cp = device.tedge("connect", "c8y", env=dict(device.env, PATH=path))
+    assert_connected(device, cp)
+    assert AGENT_ABSENT_INFO in cp.stderr
+    assert f"Enabling {AGENT}" not in cp.stderr
+    assert not any(a.endswith(f" {AGENT}") for a in device.actions()), device.actions()
+    assert not device.service_enabled(AGENT)
+
+
+def test_disconnect_restarts_a_running_mosquitto(device):
+    """mosquitto run by the init system: connect restarts it, and disconnect asks whether it is
+    active and restarts it ("Restarting mosquitto to apply configuration"); the init system's
+    log and the broker's own log both show the restart, and the broker serves afterwards."""
+    mosquitto = require_commands("mosquitto")["mosquitto"]
+    local = device.local
+    local.stop()  # the init system runs it from now on, same config and port
+    device.manage_service("mosquitto", [mosquitto, "-c", local.conf_path])
+    setup_device(device, "module")
+    assert_connected(device, device.tedge("connect", "c8y"))
+    before = device.service_pid("mosquitto")
+    assert before is not None, device.service_log("mosquitto")
+    mark = len(device.actions())
+    broker_mark = local.log_mark()
+
+    cp = device.tedge("disconnect", "c8y")
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stderr.splitlines() == ["Removing bridge config file... ✓",
+                                      "Restarting mosquitto to apply configuration... ✓",
+                                      f"Disabling {MAPPER}... ✓"]
+    actions = device.actions()[mark:]
+    assert actions.index("is_active mosquitto") < actions.index("restart mosquitto"), actions
+    after = device.service_pid("mosquitto")
+    assert after is not None and after != before, device.service_log("mosquitto")
+    # connect's restart and disconnect's restart: two starts in the init system's log
+    assert device.service_log("mosquitto").count("--- svcctl: start") == 2
+    local.wait_for_log(r"mosquitto version \S+ terminating", since=broker_mark)
+    local.wait_for_log(r"mosquitto version \S+ running", since=broker_mark)
+    assert device.service_pid(MAPPER) is None
+    assert not device.service_enabled(MAPPER)
 
 
 def test_help():

@@ -1,6 +1,6 @@
 """The demo (tests/demo/demo.py, what `make demo` runs after building): it succeeds, shows the
 measurement arriving at the cloud, and leaves nothing running and nothing behind, also when it is
-interrupted halfway.
+interrupted halfway. And `make test` itself: pytest's settings keep its cache out of the tree.
 """
 
 import os
@@ -86,3 +86,18 @@ def test_demo_interrupted_cleans_up():
     base = demo_dir(out)
     assert not Path(base).exists()
     assert processes_mentioning(base) == []
+
+
+def test_pytest_cache_goes_under_build_not_the_repository_root(tmp_path):
+    """pytest.ini puts the cache under build/: a run rooted at a scratch dir with the repository's
+    pytest.ini writes build/pytest-cache there and no .pytest_cache (the README promises nothing
+    outside temp dirs and build/)."""
+    (tmp_path / "test_trivial.py").write_text("def test_one():\n    assert 1 + 1 == 2\n")
+    cp = subprocess.run([sys.executable, "-m", "pytest", "-c", str(REPO_ROOT / "pytest.ini"),
+                         "--rootdir", str(tmp_path), "-p", "no:xdist", "-q",
+                         str(tmp_path / "test_trivial.py")],
+                        cwd=tmp_path, env=demo_env(), capture_output=True, text=True, timeout=120)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    assert "1 passed" in cp.stdout
+    assert not (tmp_path / ".pytest_cache").exists()
+    assert (tmp_path / "build" / "pytest-cache").is_dir()

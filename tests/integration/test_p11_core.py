@@ -255,15 +255,45 @@ def test_pin_sources(softhsm, tmp_path, two_keys):
     assert code == "pin_required" and "no default PIN" in msg
 
 
+def test_pin_source_must_be_a_plain_file(softhsm, tmp_path, two_keys):
+    """Module mode reads pin-source with the user's own rights, but never blocks on a FIFO,
+    never follows a link, and says the same for every unusable path."""
+    token, ec, _ = two_keys
+    (tmp_path / "real").write_text(token.pin + "\n")
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    os.mkfifo(tmp_path / "fifo")
+    digest = "11" * 32
+    messages = set()
+    for name in ("fifo", "link", "missing"):
+        source = f"file:{tmp_path / name}"
+        cp = drv(softhsm, "sign", f"{ec.uri}?pin-source={source}", "ecdsa_sha256", digest,
+                 check=False)
+        code, _, msg = error_line(cp)
+        assert code == "invalid_argument", cp.stderr
+        messages.add(msg.replace(source, "<source>"))
+    assert messages == {"'<source>' (the URI's pin-source) cannot be used as a PIN source: it "
+                        "must be a regular file (not a symbolic link, FIFO or device) that this "
+                        "process can read, holding the PIN on one line of 1 to 256 characters."}
+    drv(softhsm, "sign", f"{ec.uri}?pin-source=file:{tmp_path / 'real'}", "ecdsa_sha256", digest)
+
+
+def test_out_of_range_slot_id_is_refused(softhsm, two_keys):
+    token, _, _ = two_keys
+    cp = drv(softhsm, "info", "pkcs11:slot-id=99999999999999999999", pin=token.pin, check=False)
+    code, _, msg = error_line(cp)
+    assert code == "invalid_uri" and "'slot-id=99999999999999999999'" in msg, cp.stderr
+
+
 def test_wrong_pin_reported_clearly_and_not_retried(softhsm, two_keys):
     token, ec, _ = two_keys
     cp = drv(softhsm, "sign-loop", ec.uri, "ecdsa_sha256", "5", pin="999999", check=False,
              opts=["--stats"])
     assert cp.returncode == 2
     assert "signatures=0 errors=5" in cp.stdout
-    assert "the PIN from the request is incorrect (CKR_PIN_INCORRECT)" in cp.stderr
-    assert "It will not be tried again until it changes" in cp.stderr
-    assert "refused this PIN before" in cp.stderr
+    assert ("the PIN given for the key (device.key_pin or the request's PIN) is incorrect "
+            "(CKR_PIN_INCORRECT)") in cp.stderr
+    assert "refused the PIN given for the key (device.key_pin or the request's PIN) before" \
+        in cp.stderr
     assert re.search(r"^stats: .* logins=1 ", cp.stderr, re.M), cp.stderr  # one C_Login in all
     assert "999999" not in cp.stderr + cp.stdout
 

@@ -1,13 +1,15 @@
 """tedge-p11-server signing through its real socket with real SoftHSM2 tokens: every key type
-and scheme verified by openssl, the scope URI merge, key selection warnings, wrong PINs, keys
-added after start, the read-only operations and the request log."""
+and scheme verified by openssl, the scope URI merge, key selection (the first key signs), wrong
+PINs (more in test_p11_server_pins.py), keys added after start, the read-only operations and the
+request log."""
 
 import base64
 import os
+import re
 
 import pytest
 
-from fixtures.keys import public_der
+from fixtures.keys import public_der, public_pem_of
 from fixtures.p11server import (EC_SCHEMES, RSA_SCHEMES, digest_for, openssl_verify,
                                 p11_server_fixture)
 
@@ -94,14 +96,33 @@ def test_scope_uri_of_the_daemon_wins(server, softhsm, tmp_path):
     assert info["ok"] and info["result"]["token_label"] == "scoped", info
 
 
-def test_multiple_matching_keys_warn_and_first_wins(server, softhsm):
+def first_private_key_id(softhsm, token, label):
+    """The CKA_ID of the first private key labelled `label` in the token's own object order
+    (C_FindObjects, as pkcs11-tool lists it): the one the core's "first key wins" rule takes."""
+    listing = softhsm.pkcs11_tool(token, "--list-objects", "--type", "privkey").stdout
+    keys = re.findall(r"^Private Key Object.*?\n\s+label:\s+(\S+)\n.*?\s+ID:\s+(\w+)", listing,
+                      re.M | re.S)
+    ids = [key_id for key_label, key_id in keys if key_label == label]
+    assert len(ids) == 2, listing
+    return ids[0]
+
+
+def test_multiple_matching_keys_warn_and_first_wins(server, softhsm, tmp_path):
     token = softhsm.init_token()
-    softhsm.add_key(token, "ec-p256", label="dup", id="01", variant=0)
-    softhsm.add_key(token, "ec-p256", label="dup", id="02", variant=1)
+    keys = {"01": softhsm.add_key(token, "ec-p256", label="dup", id="01", variant=0),
+            "02": softhsm.add_key(token, "ec-p256", label="dup", id="02", variant=1)}
+    first = first_private_key_id(softhsm, token, "dup")
+    other = "02" if first == "01" else "01"
+    # public keys from the imported key files: an export by label would be just as ambiguous
+    pub = {i: public_pem_of(k.key_file, tmp_path / f"pub-{i}.pem") for i, k in keys.items()}
+    assert public_der(pub["01"]) != public_der(pub["02"])
     server.start(pin=token.pin)
+    data = b"which of the two keys signs this?"
     with server.client() as c:
-        signature_of(sign(c, "ecdsa_sha256", b"data", uri="pkcs11:token=tedge;object=dup"))
+        sig = signature_of(sign(c, "ecdsa_sha256", data, uri="pkcs11:token=tedge;object=dup"))
     assert MULTIPLE_KEYS_WARNING in server.log()
+    assert openssl_verify(pub[first], data, sig, "ecdsa_sha256", tmp_path / "first")
+    assert not openssl_verify(pub[other], data, sig, "ecdsa_sha256", tmp_path / "other")
 
 
 def test_wrong_pin_is_pin_incorrect_and_never_logged(server, softhsm):
@@ -109,13 +130,15 @@ def test_wrong_pin_is_pin_incorrect_and_never_logged(server, softhsm):
     key = softhsm.add_key(token, "ec-p256")
     server.start()  # no configured PIN: the request's PIN is the only one
     with server.client() as c:
+        signature_of(sign(c, "ecdsa_sha256", b"d", uri=key.uri, pin=token.pin))
         reply = sign(c, "ecdsa_sha256", b"d", uri=key.uri, pin="987123")
         assert reply["ok"] is False
         assert reply["error"]["code"] == "pin_incorrect", reply
         assert reply["error"]["retryable"] is False
+        # another wrong PIN right after waits out the cooldown: the token is not asked
         reply = sign(c, "ecdsa_sha256", b"d", uri=key.uri + "?pin-value=987124")
-        assert reply["error"]["code"] == "pin_incorrect", reply
-        # the right PIN still works afterwards
+        assert reply["error"]["code"] == "busy", reply
+        # the right PIN still works afterwards, from the request or the URI
         signature_of(sign(c, "ecdsa_sha256", b"d", uri=key.uri, pin=token.pin))
         signature_of(sign(c, "ecdsa_sha256", b"d", uri=key.uri + "?pin-value=" + token.pin))
     log = server.log()
@@ -123,7 +146,7 @@ def test_wrong_pin_is_pin_incorrect_and_never_logged(server, softhsm):
     assert "pin-value" not in log
     assert key.uri in log
     assert [r["result"] for r in server.requests("sign")] == [
-        "pin_incorrect", "pin_incorrect", "ok", "ok"]
+        "ok", "pin_incorrect", "busy", "ok", "ok"]
 
 
 def test_no_pin_anywhere_is_pin_required(server, softhsm):

@@ -49,6 +49,7 @@ struct mock_config {
     bool no_pss;                  /* MOCK_P11_NO_PSS: CKM_RSA_PKCS_PSS not in the mechanism list */
     bool rsa_pkcs_only;           /* MOCK_P11_RSA_ALLOWED=CKM_RSA_PKCS: CKA_ALLOWED_MECHANISMS */
     char stats_file[MOCK_PATH_MAX]; /* MOCK_P11_STATS_FILE */
+    unsigned pin_failures;        /* MOCK_P11_PIN_FAILURES: wrong PINs counted at C_Initialize */
 };
 
 struct mock_attr {

@@ -68,7 +68,8 @@ static CK_RV mock_C_Initialize(CK_VOID_PTR args)
     mock_read_config(&mock.cfg);
     memset(mock.sessions, 0, sizeof(mock.sessions));
     mock.logged_in = false;
-    mock.pin_failures = 0;
+    /* A token that another application already gave wrong PINs (its counter survives us). */
+    mock.pin_failures = mock.cfg.pin_failures;
     mock_arm_fault();
     if ((rv = mock_keys_init()) != CKR_OK) {
         mock_keys_free();

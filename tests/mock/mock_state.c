@@ -195,6 +195,7 @@ void mock_read_config(struct mock_config *cfg)
     cfg->no_pss = env_flag("MOCK_P11_NO_PSS");
     v = getenv("MOCK_P11_RSA_ALLOWED");
     cfg->rsa_pkcs_only = v != NULL && strcmp(v, "CKM_RSA_PKCS") == 0;
+    cfg->pin_failures = (unsigned)env_ulong("MOCK_P11_PIN_FAILURES", 0);
     v = getenv("MOCK_P11_STATS_FILE");
     snprintf(cfg->stats_file, sizeof(cfg->stats_file), "%s", v != NULL ? v : "");
 }

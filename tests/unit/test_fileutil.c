@@ -1,5 +1,5 @@
-/* Unit tests for common/fileutil: bounded reads, atomic writes keeping the mode, atomic
- * creation that never replaces a file, mkdir -p. */
+/* Unit tests for common/fileutil: bounded reads, atomic writes keeping the mode and writing
+ * through symbolic links, atomic creation that never replaces a file, mkdir -p. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -77,6 +77,82 @@ static void test_rewrite_keeps_mode_and_leaves_no_temp(void **state)
     assert_int_equal(st.st_mode & 07777, 0604);
     assert_int_equal(st.st_size, 2);
     assert_int_equal(count_entries("keep.toml"), 1);
+}
+
+static int count_entries_in(const char *sub, const char *prefix)
+{
+    char d[300];
+    struct dirent *de;
+    int entries = 0;
+    DIR *dd;
+
+    snprintf(d, sizeof(d), "%s/%s", dir, sub);
+    assert_non_null(dd = opendir(d));
+    while ((de = readdir(dd)) != NULL)
+        if (strncmp(de->d_name, prefix, strlen(prefix)) == 0)
+            entries++;
+    closedir(dd);
+    return entries;
+}
+
+/* cfg/tedge.toml -> ../real/tedge.toml (and cfg/hop -> tedge.toml): a rewrite goes to the real
+ * file, keeps its mode, and every link stays the link it was. */
+static void test_rewrite_through_symlinks_keeps_the_links(void **state)
+{
+    (void)state;
+    char real_dir[300], cfg_dir[300], real[300], link_path[300], hop[300], got[300];
+    struct stat st;
+    ssize_t n;
+
+    path_in(real_dir, sizeof(real_dir), "real");
+    path_in(cfg_dir, sizeof(cfg_dir), "cfg");
+    assert_int_equal(mkdir(real_dir, 0700), 0);
+    assert_int_equal(mkdir(cfg_dir, 0700), 0);
+    path_in(real, sizeof(real), "real/tedge.toml");
+    path_in(link_path, sizeof(link_path), "cfg/tedge.toml");
+    path_in(hop, sizeof(hop), "cfg/hop");
+    unit_write_file(real, "old = 1\n", 0604);
+    assert_int_equal(symlink("../real/tedge.toml", link_path), 0);
+    assert_int_equal(symlink("tedge.toml", hop), 0);
+
+    assert_int_equal(file_write_atomic(link_path, "new = 2\n", 8, 0640, NULL), TE_OK);
+    assert_int_equal(lstat(link_path, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_int_equal(n = readlink(link_path, got, sizeof(got) - 1), 18);
+    got[n] = '\0';
+    assert_string_equal(got, "../real/tedge.toml");
+    assert_string_equal(unit_read_file(real), "new = 2\n");
+    assert_int_equal(stat(real, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0604);
+
+    /* two links deep */
+    assert_int_equal(file_write_atomic(hop, "third = 3\n", 10, 0640, NULL), TE_OK);
+    assert_int_equal(lstat(hop, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_int_equal(lstat(link_path, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_string_equal(unit_read_file(real), "third = 3\n");
+    /* the temp files lived next to the target and are gone */
+    assert_int_equal(count_entries_in("real", "tedge.toml"), 1);
+    assert_int_equal(count_entries_in("cfg", "tedge.toml"), 1);
+}
+
+static void test_rewrite_through_a_dangling_link_is_refused(void **state)
+{
+    (void)state;
+    char link_path[300], target[300];
+    struct stat st;
+    struct te_error e;
+
+    path_in(link_path, sizeof(link_path), "dangling.toml");
+    path_in(target, sizeof(target), "nowhere/tedge.toml");
+    assert_int_equal(symlink(target, link_path), 0);
+    assert_int_equal(file_write_atomic(link_path, "x", 1, 0600, &e), TE_ERR_NOT_FOUND);
+    assert_non_null(strstr(e.msg, link_path));
+    assert_non_null(strstr(e.msg, "symbolic link to a file that does not exist"));
+    assert_int_equal(lstat(link_path, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_int_equal(count_entries("dangling.toml"), 1);
 }
 
 static void test_read_limits_and_missing(void **state)
@@ -162,6 +238,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_write_new_file_mode_and_content),
         cmocka_unit_test(test_rewrite_keeps_mode_and_leaves_no_temp),
+        cmocka_unit_test(test_rewrite_through_symlinks_keeps_the_links),
+        cmocka_unit_test(test_rewrite_through_a_dangling_link_is_refused),
         cmocka_unit_test(test_read_limits_and_missing),
         cmocka_unit_test(test_write_into_missing_dir_fails_cleanly),
         cmocka_unit_test(test_create_never_replaces),

@@ -60,23 +60,31 @@ static inline void mock_env_clear(void)
         "MOCK_P11_PIN", "MOCK_P11_FAIL_SIGN_AFTER", "MOCK_P11_FAIL_TIMES", "MOCK_P11_FAIL_RV",
         "MOCK_P11_FAIL_FN", "MOCK_P11_SIGN_DELAY_MS", "MOCK_P11_NO_TOKEN", "MOCK_P11_NO_LOGIN",
         "MOCK_P11_ALWAYS_AUTH", "MOCK_P11_NO_PUBLIC", "MOCK_P11_DUP_LABEL", "MOCK_P11_NO_PSS",
-        "MOCK_P11_RSA_ALLOWED", "MOCK_P11_STATS_FILE"};
+        "MOCK_P11_RSA_ALLOWED", "MOCK_P11_STATS_FILE", "MOCK_P11_PIN_FAILURES"};
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
         unsetenv(vars[i]);
 }
 
-/* Opens the core on the mock (settings come from MOCK_P11_* set before) and zeroes the counters. */
-static inline struct p11_ctx *mock_open(const char *scope, const char *default_pin,
-                                        unsigned max_sessions)
+/* Opens the core on the mock with cfg (module_path is filled in; settings come from MOCK_P11_*
+ * set before) and zeroes the counters. */
+static inline struct p11_ctx *mock_open_cfg(struct p11_config cfg)
 {
-    struct p11_config cfg = {mock_module(), scope, default_pin, 0, max_sessions};
     struct te_error err = {0};
     struct p11_ctx *ctx = NULL;
 
+    cfg.module_path = mock_module();
     if (p11_open(&cfg, &ctx, &err) != TE_OK)
         fail_msg("p11_open on the mock failed: %s", err.msg);
     mock_reset();
     return ctx;
+}
+
+static inline struct p11_ctx *mock_open(const char *scope, const char *default_pin,
+                                        unsigned max_sessions)
+{
+    struct p11_config cfg = {.scope_uri = scope, .default_pin = default_pin,
+                             .max_sessions = max_sessions};
+    return mock_open_cfg(cfg);
 }
 
 static inline void fill_digest(uint8_t *d, size_t len, unsigned seed)

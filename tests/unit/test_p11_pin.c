@@ -1,6 +1,7 @@
 /* Unit tests for the login and PIN rules of the PKCS#11 core against the mock module: no
- * default PIN, a wrong PIN sent once, a changed PIN tried, lock warnings, a logged-in token
- * that still checks a different PIN, PIN precedence and pin-source. */
+ * default PIN, a wrong PIN sent once, how the PIN's origin is named, a logged-in token that
+ * still checks a different PIN, PIN precedence and pin-source (the lockout policy is in
+ * test_p11_pin_policy.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,7 +41,7 @@ static void test_no_pin_is_an_error_not_a_default(void **state)
     p11_close(ctx);
 }
 
-static void test_wrong_pin_is_sent_once_and_a_new_one_is_tried(void **state)
+static void test_wrong_pin_is_sent_once(void **state)
 {
     (void)state;
     struct p11_ctx *ctx = mock_open(NULL, NULL, 0);
@@ -51,50 +52,60 @@ static void test_wrong_pin_is_sent_once_and_a_new_one_is_tried(void **state)
     assert_true(err.has_ckr);
     assert_int_equal(err.ckr, CKR_PIN_INCORRECT);
     assert_false(err.retryable);
-    assert_non_null(strstr(err.msg, "is incorrect"));
-    assert_non_null(strstr(err.msg, "will not be tried again"));
-    assert_non_null(strstr(err.msg, "counted wrong PINs")); /* CKF_USER_PIN_COUNT_LOW */
+    assert_string_equal(err.msg, "Logging in to token 'mock' failed: the PIN given for the key "
+                                 "(device.key_pin or the request's PIN) is incorrect "
+                                 "(CKR_PIN_INCORRECT). The token has counted wrong PINs; a few "
+                                 "more will lock it. Use the right PIN.");
     assert_no_secret(&err, "0000");
     for (int i = 0; i < 5; i++) {
         assert_int_equal(sign_with(ctx, MOCK_URI_EC, "0000", SIG_ECDSA_SHA256, 1, NULL, NULL,
                                    &err), TE_ERR_PIN_INCORRECT);
         assert_int_equal(err.ckr, CKR_PIN_INCORRECT);
-        assert_non_null(strstr(err.msg, "refused this PIN before"));
+        assert_non_null(strstr(err.msg, "refused the PIN given for the key (device.key_pin or "
+                                        "the request's PIN) before"));
     }
     assert_int_equal(mock_count("C_Login"), 1); /* the same wrong PIN went to the token once */
-    /* a changed PIN is tried; the token says the next failure locks it */
-    assert_int_equal(sign_with(ctx, MOCK_URI_EC, "1111", SIG_ECDSA_SHA256, 1, NULL, NULL, &err),
-                     TE_ERR_PIN_INCORRECT);
-    assert_non_null(strstr(err.msg, "One more wrong PIN will lock the token"));
-    assert_int_equal(mock_count("C_Login"), 2);
-    assert_int_equal(sign_with(ctx, MOCK_URI_EC, MOCK_PIN, SIG_ECDSA_SHA256, 1, NULL, NULL, &err),
-                     TE_OK);
-    assert_int_equal(mock_count("C_Login"), 3);
-    /* the refused PIN stays refused without asking the token */
-    assert_int_equal(sign_with(ctx, MOCK_URI_EC, "0000", SIG_ECDSA_SHA256, 1, NULL, NULL, &err),
-                     TE_ERR_PIN_INCORRECT);
-    assert_int_equal(mock_count("C_Login"), 3);
     p11_close(ctx);
 }
 
-static void test_locked_pin_is_reported_in_plain_words(void **state)
+static void test_configured_pin_named_in_message_and_service_log(void **state)
 {
     (void)state;
-    struct p11_ctx *ctx = mock_open(NULL, NULL, 0);
+    struct p11_config cfg = {.default_pin = "8642",
+                             .default_pin_name = "the PIN configured for tedge-p11-server "
+                                                 "(--pin/--pin-file/credential/"
+                                                 "device.cryptoki.pin)"};
+    struct p11_ctx *ctx = mock_open_cfg(cfg);
     struct te_error err = {0};
+    char *logs;
 
-    assert_int_equal(sign_with(ctx, MOCK_URI_EC, "1", SIG_ECDSA_SHA256, 1, NULL, NULL, &err),
+    log_capture_begin();
+    assert_int_equal(sign_with(ctx, MOCK_URI_EC, NULL, SIG_ECDSA_SHA256, 1, NULL, NULL, &err),
                      TE_ERR_PIN_INCORRECT);
-    assert_int_equal(sign_with(ctx, MOCK_URI_EC, "2", SIG_ECDSA_SHA256, 1, NULL, NULL, &err),
+    logs = log_capture_end();
+    assert_non_null(strstr(err.msg, "failed: the PIN configured for tedge-p11-server "
+                                    "(--pin/--pin-file/credential/device.cryptoki.pin) is "
+                                    "incorrect (CKR_PIN_INCORRECT)."));
+    assert_non_null(strstr(logs, "Logging in to token 'mock' failed: the PIN configured for "
+                                 "tedge-p11-server (--pin/--pin-file/credential/"
+                                 "device.cryptoki.pin) is incorrect (CKR_PIN_INCORRECT)"));
+    assert_non_null(strstr(logs, "ERROR"));
+    assert_null(strstr(logs, "8642"));
+    assert_no_secret(&err, "8642");
+    free(logs);
+    p11_close(ctx);
+
+    /* without a name (module mode) the setting is named, and nothing more is logged */
+    ctx = mock_open(NULL, "8642", 0);
+    log_capture_begin();
+    assert_int_equal(sign_with(ctx, MOCK_URI_EC, NULL, SIG_ECDSA_SHA256, 1, NULL, NULL, &err),
                      TE_ERR_PIN_INCORRECT);
-    assert_int_equal(sign_with(ctx, MOCK_URI_EC, "3", SIG_ECDSA_SHA256, 1, NULL, NULL, &err),
-                     TE_ERR_PIN_LOCKED);
-    assert_non_null(strstr(err.msg, "the PIN is locked: unlock it with the SO PIN"));
-    assert_int_equal(err.ckr, CKR_PIN_LOCKED);
-    assert_false(err.retryable);
-    /* even the right PIN cannot log in now */
-    assert_int_equal(sign_with(ctx, MOCK_URI_EC, MOCK_PIN, SIG_ECDSA_SHA256, 1, NULL, NULL, &err),
-                     TE_ERR_PIN_LOCKED);
+    logs = log_capture_end();
+    assert_non_null(strstr(err.msg, "failed: the configured PIN (device.cryptoki.pin) is "
+                                    "incorrect (CKR_PIN_INCORRECT)."));
+    assert_null(strstr(err.msg, "from the configured"));
+    assert_null(strstr(logs, "ERROR"));
+    free(logs);
     p11_close(ctx);
 }
 
@@ -213,8 +224,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_no_pin_is_an_error_not_a_default, setup),
-        cmocka_unit_test_setup(test_wrong_pin_is_sent_once_and_a_new_one_is_tried, setup),
-        cmocka_unit_test_setup(test_locked_pin_is_reported_in_plain_words, setup),
+        cmocka_unit_test_setup(test_wrong_pin_is_sent_once, setup),
+        cmocka_unit_test_setup(test_configured_pin_named_in_message_and_service_log, setup),
         cmocka_unit_test_setup(test_logged_in_token_still_checks_another_pin, setup),
         cmocka_unit_test_setup(test_pin_precedence_with_a_real_login, setup),
         cmocka_unit_test_setup(test_wrong_pin_during_concurrent_signing, setup),

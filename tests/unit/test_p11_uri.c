@@ -1,6 +1,7 @@
 /* Unit tests for the PKCS#11 core's URI handling (common/p11_uri.c) and CK_RV mapping
  * (common/p11_rv.c): errors that name the bad part, redaction of pin-value, scope merge,
- * PIN precedence and pin-source files. No module is loaded here. */
+ * PIN precedence, slot-id bounds, pin-source files (opened safely, refused in the daemon's
+ * requests). No module is loaded here. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+
+#include <sys/stat.h>
 
 #include "common/p11_internal.h"
 
@@ -220,6 +223,142 @@ static void test_scope_pin_wins(void **state)
     fake_ctx_free(&ctx);
 }
 
+static void test_slot_id_out_of_range_is_refused(void **state)
+{
+    (void)state;
+    struct te_error err = {0};
+    P11KitUri *u = NULL;
+
+    /* p11-kit would wrap it to 7766279631452241919 and look for that slot */
+    expect_uri_error("pkcs11:slot-id=99999999999999999999;token=x",
+                     "the attribute 'slot-id=99999999999999999999' is not a slot number from 0 "
+                     "to 18446744073709551614");
+    /* ULONG_MAX is p11-kit's "no slot-id": it would be ignored */
+    expect_uri_error("pkcs11:slot-id=18446744073709551615", "'slot-id=18446744073709551615'");
+    expect_uri_error("pkcs11:slot-id=;token=x", "'slot-id='");          /* p11-kit: slot 0 */
+    expect_uri_error("pkcs11:token=x;slot-id= 5", "'slot-id= 5'");      /* p11-kit: slot 5 */
+    expect_uri_error("pkcs11:slot-id=123456789012345678901", "is not a slot number");
+    assert_int_equal(p11_uri_parse("pkcs11:slot-id=18446744073709551614", &u, &err), TE_OK);
+    assert_int_equal(p11_kit_uri_get_slot_id(u), 18446744073709551614UL);
+    p11_kit_uri_free(u);
+    assert_int_equal(p11_uri_parse("pkcs11:token=x;slot-id=0", &u, &err), TE_OK);
+    assert_int_equal(p11_kit_uri_get_slot_id(u), 0);
+    p11_kit_uri_free(u);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* The daemon's setting: only its own scope may name a PIN file. */
+static void test_request_pin_source_refused_when_configured(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_p11_uri_psXXXXXX", pin[64], scope[128], uri[160];
+    struct p11_ctx ctx;
+    struct p11_request req;
+    struct te_error err = {0};
+    static const char msg[] = "pin-source is not accepted in requests to tedge-p11-server; send "
+                              "the PIN in the request or configure it on the server.";
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(pin, sizeof(pin), "%s/pin", dir);
+    write_file(pin, "4321\n");
+    fake_ctx(&ctx, NULL, NULL);
+    ctx.requests_from_peers = true;
+    snprintf(uri, sizeof(uri), "pkcs11:object=k?pin-source=file:%s", pin);
+    struct p11_keyref r1 = {uri, NULL};
+    assert_int_equal(p11_request_init(&ctx, &r1, &req, &err), TE_ERR_URI);
+    assert_string_equal(err.msg, msg);
+    /* whatever it names, even nothing: the file is never looked at */
+    struct p11_keyref r2 = {"pkcs11:object=k?pin-source=", "1234"};
+    assert_int_equal(p11_request_init(&ctx, &r2, &req, &err), TE_ERR_URI);
+    assert_string_equal(err.msg, msg);
+    struct p11_keyref r3 = {"pkcs11:object=k?pin-value=1234&pin-source=/dev/zero", NULL};
+    assert_int_equal(p11_request_init(&ctx, &r3, &req, &err), TE_ERR_URI);
+    fake_ctx_free(&ctx);
+
+    /* the scope's own pin-source is read */
+    snprintf(scope, sizeof(scope), "pkcs11:token=t?pin-source=%s", pin);
+    fake_ctx(&ctx, scope, NULL);
+    ctx.requests_from_peers = true;
+    struct p11_keyref r4 = {"pkcs11:object=k", "1111"};
+    assert_int_equal(p11_request_init(&ctx, &r4, &req, &err), TE_OK);
+    assert_string_equal(req.pin, "4321");
+    p11_request_clear(&req);
+    fake_ctx_free(&ctx);
+
+    /* module mode (the user's own rights) keeps allowing it */
+    fake_ctx(&ctx, NULL, NULL);
+    assert_int_equal(p11_request_init(&ctx, &r1, &req, &err), TE_OK);
+    assert_string_equal(req.pin, "4321");
+    p11_request_clear(&req);
+    fake_ctx_free(&ctx);
+    unlink(pin);
+    rmdir(dir);
+}
+
+/* Every path that is not a small regular file gets the same answer, at once. */
+static void test_pin_source_is_opened_safely(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_p11_uri_fifoXXXXXX", path[64], uri[160], expect[512];
+    static const char *const names[] = {"fifo", "link", "big", "missing", "dir", "empty",
+                                        "two-lines"};
+    struct p11_ctx ctx;
+    struct p11_request req;
+    struct te_error err = {0};
+    char big[400];
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/fifo", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    snprintf(path, sizeof(path), "%s/real", dir);
+    write_file(path, "1234\n");
+    snprintf(uri, sizeof(uri), "%s/link", dir);
+    assert_int_equal(symlink(path, uri), 0);
+    memset(big, '7', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    snprintf(path, sizeof(path), "%s/big", dir);
+    write_file(path, big);
+    snprintf(path, sizeof(path), "%s/dir", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(path, sizeof(path), "%s/empty", dir);
+    write_file(path, "\n");
+    snprintf(path, sizeof(path), "%s/two-lines", dir);
+    write_file(path, "1234\n5678\n");
+
+    fake_ctx(&ctx, NULL, NULL);
+    /* a FIFO without a writer used to block open() for good: fail the test instead */
+    alarm(10);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        snprintf(uri, sizeof(uri), "pkcs11:object=k?pin-source=file:%s", path);
+        struct p11_keyref ref = {uri, NULL};
+        assert_int_equal(p11_request_init(&ctx, &ref, &req, &err), TE_ERR_INVALID);
+        snprintf(expect, sizeof(expect), "'file:%s' (the URI's pin-source) cannot be used as a "
+                 "PIN source: it must be a regular file (not a symbolic link, FIFO or device) "
+                 "that this process can read, holding the PIN on one line of 1 to 256 "
+                 "characters.", path);
+        assert_string_equal(err.msg, expect);
+        assert_null(strstr(err.msg, "7777")); /* nothing of the content */
+    }
+    alarm(0);
+    fake_ctx_free(&ctx);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        if (unlink(path) != 0)
+            rmdir(path);
+    }
+    snprintf(path, sizeof(path), "%s/real", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 static void test_rv_mapping(void **state)
 {
     (void)state;
@@ -260,6 +399,9 @@ int main(void)
         cmocka_unit_test(test_scope_attributes_win),
         cmocka_unit_test(test_pin_precedence),
         cmocka_unit_test(test_scope_pin_wins),
+        cmocka_unit_test(test_slot_id_out_of_range_is_refused),
+        cmocka_unit_test(test_request_pin_source_refused_when_configured),
+        cmocka_unit_test(test_pin_source_is_opened_safely),
         cmocka_unit_test(test_rv_mapping),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -226,6 +226,13 @@ static void test_errors_have_line_and_column(void **state)
         {"a = 1\rb = 2\n", TE_ERR_MALFORMED, "t.toml:1:6: expected a newline after the value"},
         {"k = \"\xc3\x28\"\n", TE_ERR_MALFORMED, "t.toml:1:6: invalid UTF-8"},
         {"\xc3\xa9\xc3\xa9 = \xff\n", TE_ERR_MALFORMED, "t.toml:1:6: invalid UTF-8"},
+        /* a byte order mark at the start is named (not "expected a key"); elsewhere U+FEFF is
+         * just a character that cannot start a key */
+        {"\xEF\xBB\xBF" "[device]\nid = \"x\"\n", TE_ERR_MALFORMED,
+         "t.toml:1:1: a UTF-8 byte order mark is not supported; remove it"},
+        {"\xEF\xBB\xBF", TE_ERR_MALFORMED,
+         "t.toml:1:1: a UTF-8 byte order mark is not supported; remove it"},
+        {"a = 1\n\xEF\xBB\xBF" "b = 2\n", TE_ERR_MALFORMED, "t.toml:2:1: expected a key"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct toml_doc *doc = NULL;
