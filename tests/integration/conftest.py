@@ -14,6 +14,7 @@ import pytest
 from fixtures import brokers, util
 from fixtures.keys import KeyCache
 from fixtures.mqtt import mqtt_subscriber as _mqtt_subscriber
+from fixtures.p11server import p11_server_fixture
 from fixtures.pki import Pki
 from fixtures.softhsm import SoftHSM
 
@@ -160,3 +161,12 @@ def mqtt_subscriber():
     yield make
     for client in made:
         client.stop()
+
+
+@pytest.fixture
+def p11_server(softhsm, short_tmp_dir, tmp_path):
+    """A tedge-p11-server (fixtures/p11server.py, not started yet) on a short socket path, with
+    its own empty config dir; every run is stopped at teardown and must have exited cleanly."""
+    config_dir = tmp_path / "p11-server-config"
+    config_dir.mkdir()
+    yield from p11_server_fixture(softhsm, short_tmp_dir, config_dir)

@@ -12,19 +12,11 @@ import re
 
 import pytest
 
-from fixtures.p11server import REQUEST_RE, SANITIZER_MARKERS, p11_server_fixture
+from fixtures.p11server import REQUEST_RE, SANITIZER_MARKERS
 from fixtures.util import Proc, require_commands, tool_path, wait_for_unix_socket, wait_until
 
 PIN = "123456"
 ACTIVATED_LINE = "Server listening on the socket passed by systemd"
-
-
-@pytest.fixture
-def p11_server(softhsm, short_tmp_dir, tmp_path):
-    """A tedge-p11-server (not started) with its own empty config dir."""
-    config_dir = tmp_path / "p11-server-config"
-    config_dir.mkdir()
-    yield from p11_server_fixture(softhsm, short_tmp_dir, config_dir)
 
 
 @pytest.fixture

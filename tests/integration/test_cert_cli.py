@@ -11,7 +11,7 @@ import stat
 import pytest
 
 from fixtures.keys import public_der
-from fixtures.p11server import clean_env, p11_server_fixture
+from fixtures.p11server import clean_env
 from fixtures.pki import utcnow
 from fixtures.util import bin_path, run
 
@@ -120,14 +120,6 @@ def check_csr(csr, device_id, key_type):
 
 
 # ---- fixtures ------------------------------------------------------------------------------
-
-@pytest.fixture
-def p11_server(softhsm, short_tmp_dir, tmp_path):
-    """A tedge-p11-server (not started) with its own empty config dir."""
-    config_dir = tmp_path / "p11-server-config"
-    config_dir.mkdir()
-    yield from p11_server_fixture(softhsm, short_tmp_dir, config_dir)
-
 
 @pytest.fixture
 def device(tedge_dir, softhsm):

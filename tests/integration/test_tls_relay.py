@@ -12,7 +12,6 @@ import stat
 
 import pytest
 
-from fixtures.p11server import p11_server_fixture
 from fixtures.util import Proc, free_port, mock_module_path, run, tool_path
 
 KEY_TYPES = ["ec-p256", "ec-p384", "ec-p521", "rsa-2048", "rsa-3072", "rsa-4096"]
@@ -95,14 +94,6 @@ def test_module_key_publishes_through_relay(pki, cloud_broker, softhsm, key_type
     assert out["cv_hash"] == hash_name
     assert out["signatures"] == "1"
     assert_connected_as(cloud_broker, cn)
-
-
-@pytest.fixture
-def p11_server(softhsm, short_tmp_dir, tmp_path):
-    """A tedge-p11-server (not started) with its own empty config dir."""
-    config_dir = tmp_path / "p11-server-config"
-    config_dir.mkdir()
-    yield from p11_server_fixture(softhsm, short_tmp_dir, config_dir)
 
 
 def socket_key(server, key):
