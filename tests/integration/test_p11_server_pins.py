@@ -7,6 +7,7 @@ cannot hang the daemon, replies are no file oracle) while the daemon's own --uri
 import base64
 import os
 import threading
+import time
 
 import pytest
 
@@ -180,6 +181,20 @@ def test_out_of_range_slot_id_is_invalid_uri(server, token_key):
 
 # ---- pin-source ----------------------------------------------------------------------------
 
+def sign_when_a_slot_is_free(server, uri, timeout=10.0, **fields):
+    """A sign request on a new connection, retried while the daemon answers that all its
+    --max-clients slots are taken: a closed connection frees its slot a moment later (its thread
+    must notice first), while a slot stuck for good would never free."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with server.client(timeout=5.0) as c:
+            reply = sign(c, uri, **fields)
+        busy = not reply["ok"] and "maximum of" in reply["error"]["message"]
+        if not busy or time.monotonic() > deadline:
+            return reply
+        time.sleep(0.05)
+
+
 def test_pin_source_in_a_request_is_refused_at_once(server, token_key, tmp_path):
     """A FIFO used to hang the connection thread for good (and --max-clients of them the whole
     daemon); files the daemon can read but the client cannot were an existence/size oracle."""
@@ -192,16 +207,23 @@ def test_pin_source_in_a_request_is_refused_at_once(server, token_key, tmp_path)
     targets = [fifo, secret, tmp_path / "missing", tmp_path]
     server.start("--max-clients", "2", pin=token.pin)
     replies = []
-    for target in targets:
-        with server.client(timeout=5.0) as c:  # the old daemon never answered for the FIFO
-            replies.append(error_of(sign(c, f"{key.uri}?pin-source=file:{target}")))
+    for target in targets:  # the old daemon never answered for the FIFO
+        replies.append(error_of(sign_when_a_slot_is_free(
+            server, f"{key.uri}?pin-source=file:{target}")))
     # one answer for all of them: nothing about the file, and nothing was opened
     assert {(e["code"], e["message"], e["retryable"]) for e in replies} == {
         ("invalid_uri", PIN_SOURCE_REFUSED, False)}, replies
-    # every slot is free again: two clients are served at once
-    with server.client() as a, server.client() as b:
-        signature_of(sign(a, key.uri))
-        signature_of(sign(b, key.uri))
+    # every slot is free again: two clients are served at once (once the last closed
+    # connection's thread has let go of its slot)
+    deadline = time.monotonic() + 10.0
+    while True:
+        with server.client() as a, server.client() as b:
+            ra, rb = sign(a, key.uri), sign(b, key.uri)
+        if (ra["ok"] and rb["ok"]) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    signature_of(ra)
+    signature_of(rb)
     assert all(r["result"] == "invalid_uri" for r in server.requests("sign")[:len(targets)])
     # and the daemon stops cleanly: no thread is stuck in open()
     assert server.stop(timeout=15) == 0
