@@ -80,24 +80,31 @@ def pki(tmp_path, key_cache):
     return Pki(tmp_path / "pki", key_cache)
 
 
-@pytest.fixture
-def make_cloud_broker(tmp_path, pki):
-    """Factory: make_cloud_broker(**opts) -> started TLS Mosquitto; opts as brokers.cloud_broker
-    (pki, name, client_ca, require_certificate, use_identity_as_username, server_cn, sans,
-    server_key_type, tls_version, ciphers, allow_anonymous, extra_conf, log_type, start).
-    All are stopped at teardown."""
+def _broker_factory(tmp_path, build, prefix, **defaults):
+    """Body of a broker factory fixture: yields make(**opts) -> a broker from build() in its own
+    dir under tmp_path (named prefix, prefix-2, ...); stops every one of them at teardown."""
     made = []
 
     def make(**opts):
-        opts.setdefault("pki", pki)
-        opts.setdefault("name", f"cloud-broker-{len(made) + 1}" if made else "cloud-broker")
-        broker = brokers.cloud_broker(tmp_path / opts["name"], **opts)
+        for key, value in defaults.items():
+            opts.setdefault(key, value)
+        opts.setdefault("name", f"{prefix}-{len(made) + 1}" if made else prefix)
+        broker = build(tmp_path / opts["name"], **opts)
         made.append(broker)
         return broker
 
     yield make
     for broker in made:
         broker.stop()
+
+
+@pytest.fixture
+def make_cloud_broker(tmp_path, pki):
+    """Factory: make_cloud_broker(**opts) -> started TLS Mosquitto; opts as brokers.cloud_broker
+    (pki, name, client_ca, require_certificate, use_identity_as_username, server_cn, sans,
+    server_key_type, tls_version, ciphers, allow_anonymous, extra_conf, log_type, start).
+    All are stopped at teardown."""
+    yield from _broker_factory(tmp_path, brokers.cloud_broker, "cloud-broker", pki=pki)
 
 
 @pytest.fixture
@@ -110,17 +117,7 @@ def cloud_broker(make_cloud_broker):
 def make_local_broker(tmp_path):
     """Factory: make_local_broker(name=..., extra_conf=(), log_type="all", start=True) -> started
     plain MQTT Mosquitto with anonymous access. All are stopped at teardown."""
-    made = []
-
-    def make(**opts):
-        opts.setdefault("name", f"local-broker-{len(made) + 1}" if made else "local-broker")
-        broker = brokers.local_broker(tmp_path / opts["name"], **opts)
-        made.append(broker)
-        return broker
-
-    yield make
-    for broker in made:
-        broker.stop()
+    yield from _broker_factory(tmp_path, brokers.local_broker, "local-broker")
 
 
 @pytest.fixture
