@@ -13,7 +13,6 @@ cleans up: nothing keeps running and nothing is written outside the temp dir, wh
 
 import getpass
 import json
-import os
 import shutil
 import signal
 import sys
@@ -76,21 +75,6 @@ def run_tedge(env, *args, show=True):
     if cp.returncode != 0:
         raise RuntimeError(f"`tedge {' '.join(args)}` failed with exit code {cp.returncode}")
     return cp
-
-
-def leftover_processes(marker):
-    """Processes whose command line mentions `marker` (the temp dir)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmdline:
-            found.append(f"{entry.name}: {cmdline.strip()}")
-    return found
 
 
 def demo(base):
@@ -220,7 +204,7 @@ def main():
                 print(f"cleanup: {e}", file=sys.stderr)
         for proc in util.live_procs():
             proc.stop()
-        left = leftover_processes(str(base))
+        left = util.processes_mentioning(str(base))
         if left:
             print("cleanup: still running:\n  " + "\n  ".join(left), file=sys.stderr)
             code = code or 1

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from fixtures.util import REPO_ROOT, build_dir
+from fixtures.util import REPO_ROOT, build_dir, processes_mentioning
 
 DEMO = REPO_ROOT / "tests" / "demo" / "demo.py"
 DEMO_TIMEOUT = 120  # the demo itself takes a few seconds
@@ -21,20 +21,6 @@ def demo_env():
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEDGE_")}
     env["TEDGE_BUILD_DIR"] = str(build_dir())
     return env
-
-
-def processes_mentioning(marker):
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if marker in cmdline:
-            found.append(f"{entry.name}: {cmdline}")
-    return found
 
 
 def demo_dir(output):
